@@ -1,0 +1,114 @@
+package cmd
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+
+	"github.com/rpcd/rpcd/protocol"
+)
+
+// options are the command's settings, one field per flag.
+type options struct {
+	listen          string
+	workers         int
+	byteOrder       string
+	maxFrame        byteSize
+	idleTimeout     time.Duration
+	readTimeout     time.Duration
+	shutdownTimeout time.Duration
+	logLevel        string
+	logFormat       string
+	version         bool
+}
+
+const usageHeader = `Usage: rpcd [flags]
+
+rpcd is a prefork RPC server: a master process binds the listen address with
+one SO_REUSEPORT socket per worker and supervises that many worker processes,
+each running its own epoll loop over length-prefixed JSON frames.
+
+Signals to the master: TERM, INT or QUIT stop it gracefully.
+
+Flags:
+`
+
+func newFlagSet(opts *options, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("rpcd", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprint(out, usageHeader)
+		fs.PrintDefaults()
+	}
+	opts.maxFrame = protocol.DefaultMaxFrame
+	fs.StringVar(&opts.listen, "listen", "127.0.0.1:8080", "`host:port` to serve on; port 0 picks a free one")
+	fs.IntVar(&opts.workers, "workers", runtime.GOMAXPROCS(0), "number of worker processes (default: the CPUs this process may use)")
+	fs.StringVar(&opts.byteOrder, "byteorder", "little", "byte order of the 4-byte length prefix: little or big")
+	fs.Var(&opts.maxFrame, "max-frame", "largest request body in bytes (suffixes KiB, MiB); a longer frame is answered with frame_too_large and its connection closed")
+	fs.DurationVar(&opts.idleTimeout, "idle-timeout", 60*time.Second, "close a connection with nothing in flight after this quiet spell (0 disables)")
+	fs.DurationVar(&opts.readTimeout, "read-timeout", 30*time.Second, "drop a connection whose frame stays half-received this long (0 disables)")
+	fs.DurationVar(&opts.shutdownTimeout, "shutdown-timeout", 8*time.Second, "on a stop signal, how long workers may drain before they are killed")
+	fs.StringVar(&opts.logLevel, "log-level", "info", "log level: debug (adds a line per request), info, warn or error")
+	fs.StringVar(&opts.logFormat, "log-format", "console", "log format: console or json")
+	fs.BoolVar(&opts.version, "version", false, "print the version and exit")
+	return fs
+}
+
+// check validates what the flag package cannot.
+func (o *options) check() error {
+	if o.workers < 1 {
+		return fmt.Errorf("-workers=%d: need at least 1", o.workers)
+	}
+	if _, err := protocol.ParseByteOrder(o.byteOrder); err != nil {
+		return fmt.Errorf("-byteorder: %w", err)
+	}
+	if o.idleTimeout < 0 || o.readTimeout < 0 || o.shutdownTimeout <= 0 {
+		return errors.New("-idle-timeout and -read-timeout must not be negative, -shutdown-timeout must be positive")
+	}
+	if _, err := zapcore.ParseLevel(o.logLevel); err != nil {
+		return fmt.Errorf("-log-level: %w", err)
+	}
+	if o.logFormat != "console" && o.logFormat != "json" {
+		return fmt.Errorf("-log-format=%s: want console or json", o.logFormat)
+	}
+	return nil
+}
+
+// byteSize is a flag value in bytes that accepts KiB and MiB suffixes.
+type byteSize uint32
+
+const maxByteSize = 1 << 30
+
+func (b *byteSize) String() string {
+	switch n := uint32(*b); {
+	case n != 0 && n%(1<<20) == 0:
+		return strconv.Itoa(int(n>>20)) + "MiB"
+	case n != 0 && n%(1<<10) == 0:
+		return strconv.Itoa(int(n>>10)) + "KiB"
+	default:
+		return strconv.Itoa(int(n))
+	}
+}
+
+func (b *byteSize) Set(s string) error {
+	mult := 1
+	switch {
+	case strings.HasSuffix(s, "MiB"):
+		mult, s = 1<<20, strings.TrimSuffix(s, "MiB")
+	case strings.HasSuffix(s, "KiB"):
+		mult, s = 1<<10, strings.TrimSuffix(s, "KiB")
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > maxByteSize/mult {
+		return fmt.Errorf("want a size from 1 to 1024MiB, like 65536, 64KiB or 1MiB")
+	}
+	*b = byteSize(n * mult)
+	return nil
+}

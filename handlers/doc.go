@@ -1,0 +1,12 @@
+// Package handlers holds rpcd's built-in methods and registers them on a
+// worker.Registry:
+//
+//   - ping (inline): answers "pong" with the params echoed byte for byte.
+//   - fib (blocking): params n, an integer from 0 to 100000, bare or as {"n": n};
+//     answers "fib_r" with the Fibonacci number F(n) as an exact JSON integer.
+//   - pi (blocking): params n, an integer from 0 to 10000000, bare or as {"n": n};
+//     answers "pi_r" with sqrt(8 · Σ_{i=0..n} 1/(2i+1)²), summed in order of i.
+//
+// Params a method cannot take answer bad_request. fib and pi run on the worker's
+// offload pool, so a large n never delays other connections' requests.
+package handlers

@@ -1,0 +1,117 @@
+package master
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultShutdownTimeout = 10 * time.Second
+	DefaultStartTimeout    = 30 * time.Second
+)
+
+// Config says where to listen and how to start and stop workers.
+type Config struct {
+	// Listen is the host:port every slot binds. Port 0 picks a free port,
+	// which all slots then share.
+	Listen string
+	// Workers is the number of worker slots; 0 means runtime.NumCPU().
+	Workers int
+	// ShutdownTimeout is how long workers get to exit after SIGTERM before
+	// they are sent SIGKILL; 0 means DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+	// StartTimeout is how long a new worker has to report ready before it
+	// is killed and replaced; 0 means DefaultStartTimeout.
+	StartTimeout time.Duration
+
+	// Path is the worker executable; empty means the running executable.
+	Path string
+	// Args are the worker's arguments, without the program name.
+	Args []string
+	// Env is the worker's environment; nil means the master's own.
+	// WorkerSlotEnv is added for each worker.
+	Env []string
+	// Stdout and Stderr receive the workers' output; nil means the
+	// master's own.
+	Stdout, Stderr *os.File
+
+	// OnReady, if set, is called once, on the master's loop goroutine, when
+	// every slot's first worker has reported ready. It must not block.
+	OnReady func()
+}
+
+// withDefaults validates cfg and fills in its zero values.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.Listen == "" {
+		return cfg, errors.New("check config: listen address is empty")
+	}
+	if cfg.Workers < 0 {
+		return cfg, fmt.Errorf("check config: negative worker count %d", cfg.Workers)
+	}
+	if cfg.Workers == 0 {
+		cfg.Workers = runtime.NumCPU()
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = DefaultStartTimeout
+	}
+	if cfg.Path == "" {
+		path, err := os.Executable()
+		if err != nil {
+			return cfg, fmt.Errorf("find own executable: %w", err)
+		}
+		cfg.Path = path
+	}
+	if cfg.Env == nil {
+		cfg.Env = os.Environ()
+	}
+	cfg.Env = withoutVar(cfg.Env, WorkerSlotEnv)
+	if cfg.Stdout == nil {
+		cfg.Stdout = os.Stdout
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = os.Stderr
+	}
+	return cfg, nil
+}
+
+// withoutVar returns a copy of env without any assignment to name.
+func withoutVar(env []string, name string) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, name+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// backoff spaces out the restarts of a slot whose workers keep failing.
+type backoff struct {
+	first  time.Duration // delay after the first failure
+	max    time.Duration // cap on the delay
+	stable time.Duration // a ready worker up this long clears the failures
+}
+
+var defaultBackoff = backoff{
+	first:  100 * time.Millisecond,
+	max:    10 * time.Second,
+	stable: 10 * time.Second,
+}
+
+// delay returns how long to wait before restarting a slot after its
+// failures-th consecutive failure (failures >= 1).
+func (b backoff) delay(failures int) time.Duration {
+	d := b.first
+	for i := 1; i < failures && d < b.max; i++ {
+		d *= 2
+	}
+	return min(d, b.max)
+}

@@ -1,0 +1,98 @@
+package master
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The test binary doubles as the worker binary: started with WorkerSlotEnv
+// set, it runs runFakeWorker instead of the tests.
+const (
+	// behaviourEnv picks how the fake worker misbehaves (empty: it behaves).
+	behaviourEnv = "RPCD_MASTER_TEST_BEHAVIOUR"
+	// behaviourSlotsEnv lists the slots that misbehave (empty: all).
+	behaviourSlotsEnv = "RPCD_MASTER_TEST_SLOTS"
+)
+
+// Fake worker behaviours.
+const (
+	behaveWell       = ""
+	behaveExit       = "exit"        // exit 1 at once
+	behaveNeverReady = "never-ready" // never report ready
+	behaveIgnoreTerm = "ignore-term" // ignore SIGTERM
+)
+
+func TestMain(m *testing.M) {
+	if slot, ok := os.LookupEnv(WorkerSlotEnv); ok {
+		os.Exit(runFakeWorker(slot, behaviourFor(slot)))
+	}
+	os.Exit(m.Run())
+}
+
+func behaviourFor(slot string) string {
+	slots := os.Getenv(behaviourSlotsEnv)
+	if slots == "" || slices.Contains(strings.Split(slots, ","), slot) {
+		return os.Getenv(behaviourEnv)
+	}
+	return behaveWell
+}
+
+// runFakeWorker answers every connection on ListenFD with
+// "slot=<slot> pid=<pid>\n", reports ready on ReadyFD and exits 0 on
+// SIGTERM, or exits when its parent goes away.
+func runFakeWorker(slot, behaviour string) int {
+	if behaviour == behaveExit {
+		return 1
+	}
+	parent := os.Getppid()
+	term := make(chan os.Signal, 1)
+	if behaviour == behaveIgnoreTerm {
+		signal.Ignore(unix.SIGTERM)
+	} else {
+		signal.Notify(term, unix.SIGTERM)
+	}
+	inherited := os.NewFile(ListenFD, "listener")
+	ln, err := net.FileListener(inherited)
+	inherited.Close()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fake worker:", err)
+		return 2
+	}
+	go answerConns(ln, slot)
+	if behaviour != behaveNeverReady {
+		ready := os.NewFile(ReadyFD, "ready")
+		ready.Write([]byte{1})
+		ready.Close()
+	}
+	orphaned := time.NewTicker(50 * time.Millisecond)
+	for {
+		select {
+		case <-term:
+			ln.Close()
+			return 0
+		case <-orphaned.C:
+			if os.Getppid() != parent {
+				return 3
+			}
+		}
+	}
+}
+
+func answerConns(ln net.Listener, slot string) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		fmt.Fprintf(c, "slot=%s pid=%d\n", slot, os.Getpid())
+		c.Close()
+	}
+}

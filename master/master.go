@@ -1,0 +1,194 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"os/signal"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+)
+
+// reapInterval is how often the master reaps children without waiting for
+// SIGCHLD, in case a signal was dropped.
+const reapInterval = time.Second
+
+// masterRunning guards the process-wide resources a running Master owns:
+// it reaps every child of the process and handles its signals.
+var masterRunning atomic.Bool
+
+// WorkerInfo describes one worker slot.
+type WorkerInfo struct {
+	Slot     int
+	Pid      int       // 0 while the slot has no running worker
+	Ready    bool      // the running worker has reported ready
+	Started  time.Time // when the running worker was started
+	Failures int       // consecutive failures of the slot's workers
+}
+
+// Master binds the sockets, runs the worker processes and supervises them.
+type Master struct {
+	cfg     Config
+	log     *zap.Logger
+	backoff backoff
+
+	signals     chan os.Signal  // delivered and injected signals
+	readyEvents chan readyEvent // from the readiness pipe watchers
+	done        chan struct{}   // closed when Run returns
+	running     atomic.Bool     // Run has been called
+	mu          sync.Mutex      // guards addr and infos
+	addr        net.Addr        // set once the sockets are bound
+	infos       []WorkerInfo    // snapshot published by the loop
+	state       supervisorState // owned by the Run goroutine
+}
+
+// supervisorState is the loop's own state; only the Run goroutine touches it.
+type supervisorState struct {
+	slots        []*slot
+	nextSeq      uint64    // identifies spawned workers
+	everReady    bool      // some worker has reported ready
+	announced    bool      // "master ready" logged and OnReady called
+	stopping     bool      // a graceful stop has begun
+	stopDeadline time.Time // when stragglers get SIGKILL
+	killedAll    bool      // stragglers have been sent SIGKILL
+	fatal        error     // Run's result once the workers are gone
+}
+
+// New checks cfg and returns a Master ready to Run. log may be nil.
+func New(cfg Config, log *zap.Logger) (*Master, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Master{
+		cfg:         cfg,
+		log:         log,
+		backoff:     defaultBackoff,
+		signals:     make(chan os.Signal, 32),
+		readyEvents: make(chan readyEvent),
+		done:        make(chan struct{}),
+	}, nil
+}
+
+// Addr returns the address the workers listen on, or nil before Run has
+// bound it. Safe to call from any goroutine.
+func (m *Master) Addr() net.Addr {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.addr
+}
+
+// Workers returns the state of every slot. Safe to call from any goroutine.
+func (m *Master) Workers() []WorkerInfo {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.infos)
+}
+
+// Signal acts on sig as if the master process had received it. Safe to call
+// from any goroutine; it returns at once if Run has returned.
+func (m *Master) Signal(sig os.Signal) {
+	select {
+	case m.signals <- sig:
+	case <-m.done:
+	}
+}
+
+// Run binds the sockets, starts the workers and supervises them until ctx
+// is cancelled or a stop signal arrives. It returns nil after a graceful
+// stop, and an error when the sockets cannot be bound or no worker could
+// start. Run may be called once.
+func (m *Master) Run(ctx context.Context) error {
+	if !m.running.CompareAndSwap(false, true) {
+		return errors.New("run master: already started")
+	}
+	defer close(m.done)
+	if !masterRunning.CompareAndSwap(false, true) {
+		return errors.New("run master: another master runs in this process")
+	}
+	defer masterRunning.Store(false)
+	if ctx.Err() != nil {
+		return nil
+	}
+	signal.Notify(m.signals, handledSignals()...)
+	defer signal.Stop(m.signals)
+
+	m.reapChildren(time.Now()) // leftovers inherited from before we started
+	socks, addr, err := bindSockets(m.cfg.Listen, m.cfg.Workers)
+	if err != nil {
+		return err
+	}
+	defer closeFiles(socks)
+	m.mu.Lock()
+	m.addr = addr
+	m.mu.Unlock()
+	m.state.slots = newSlots(socks, time.Now())
+	return m.loop(ctx)
+}
+
+// loop is the master's only event loop. Events only record what is to be
+// done; runSteps then acts on them in a fixed order.
+func (m *Master) loop(ctx context.Context) error {
+	tick := time.NewTicker(reapInterval)
+	defer tick.Stop()
+	wake := time.NewTimer(time.Hour)
+	defer wake.Stop()
+
+	ctxDone := ctx.Done()
+	pending := actReap
+	for {
+		m.runSteps(pending, time.Now())
+		pending = 0
+		m.publish()
+		if m.state.stopping && m.liveWorkers() == 0 {
+			return m.state.fatal
+		}
+		select {
+		case sig := <-m.signals:
+			pending |= m.actionFor(sig)
+		case ev := <-m.readyEvents:
+			m.handleReady(ev)
+		case <-ctxDone:
+			ctxDone = nil
+			pending |= actStop
+		case <-tick.C:
+			pending |= actReap
+		case <-m.armWake(wake):
+		}
+	}
+}
+
+// publish makes the slots' state visible to Workers.
+func (m *Master) publish() {
+	infos := make([]WorkerInfo, len(m.state.slots))
+	for i, s := range m.state.slots {
+		infos[i] = s.info()
+	}
+	m.mu.Lock()
+	m.infos = infos
+	m.mu.Unlock()
+}
+
+// armWake sets wake for the next timed step and returns its channel, or nil
+// when nothing is due.
+func (m *Master) armWake(wake *time.Timer) <-chan time.Time {
+	at, ok := m.nextDeadline()
+	if !ok {
+		wake.Stop()
+		return nil
+	}
+	wake.Reset(max(time.Until(at), 0))
+	return wake.C
+}
+
+// masterPid is logged with master-wide events.
+func masterPid() zap.Field { return zap.Int("pid", unix.Getpid()) }

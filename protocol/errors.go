@@ -1,0 +1,38 @@
+package protocol
+
+import "fmt"
+
+// Error codes carried in an error answer's result.
+const (
+	// CodeBadRequest: the body is not valid JSON, not an object, its "in" is
+	// missing or not a string, or the method cannot take its params.
+	CodeBadRequest = "bad_request"
+	// CodeUnknownMethod: no handler is registered under "in".
+	CodeUnknownMethod = "unknown_method"
+	// CodeInternal: the handler failed (it panicked or returned an error that
+	// carries no code). The connection and the worker carry on.
+	CodeInternal = "internal"
+	// CodeFrameTooLarge: the length prefix exceeds the server's maximum. The
+	// server closes the connection after answering.
+	CodeFrameTooLarge = "frame_too_large"
+	// CodeBadFrame: the length prefix is zero. The server closes the connection
+	// after answering.
+	CodeBadFrame = "bad_frame"
+	// CodeOverloaded: the server has no room to queue the request now; it was
+	// not run, and may be sent again later.
+	CodeOverloaded = "overloaded"
+)
+
+// Error is an error answer: a code from the Code* constants (or a handler's own)
+// and a human-readable message.
+type Error struct {
+	Code    string
+	Message string
+}
+
+// Errorf returns an *Error with a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }

@@ -1,0 +1,403 @@
+package worker
+
+import (
+	"os"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/sys/unix"
+
+	"github.com/rpcd/rpcd/protocol"
+)
+
+// conn is one client connection. It holds buffers only while it needs them, so
+// an idle conn is this struct alone.
+type conn struct {
+	fd        int32
+	events    uint32       // epoll interest registered for fd
+	id        uint64       // unique per accepted conn: pooled answers for a reused fd are dropped
+	in        []byte       // unprocessed input: a partial frame, or frames held back; nil when none
+	out       []byte       // answers the socket would not take yet; nil when none
+	order     *answerQueue // answers waiting behind pooled requests; nil when none are outstanding
+	active    int64        // clock when bytes last moved, or when lingering began
+	partialAt int64        // clock when in became non-empty; 0 while in is empty
+	flags     connFlags
+}
+
+type connFlags uint8
+
+const (
+	finishing connFlags = 1 << iota // framing error: send what is owed, then close
+	peerEOF                         // the client stopped sending: send what is owed, then close
+	lingering                       // write side shut; discarding input until EOF or the deadline
+	closeNow                        // close at the next settle
+	pausedOut                       // reading paused: too many unsent answer bytes
+	touched                         // listed for settling after pooled answers were routed
+	closed                          // gone: stale references to the conn must ignore it
+)
+
+// handleConn handles one epoll event for c.
+func (w *Worker) handleConn(c *conn, ev uint32) {
+	// An error, or a hang-up with nothing left to read, means the peer is gone:
+	// nothing more can be delivered, and a conn not watching EPOLLIN would report
+	// the hang-up again on every wait. A hang-up with input still readable goes
+	// through the read path, which meets the end of stream and closes.
+	if ev&unix.EPOLLERR != 0 || ev&unix.EPOLLHUP != 0 && ev&unix.EPOLLIN == 0 {
+		w.closeConn(c, "hang-up")
+		return
+	}
+	// Writable before readable: sending pending answers frees memory and may lift
+	// a backpressure pause, so the read below can go ahead.
+	if ev&unix.EPOLLOUT != 0 {
+		w.handleWritable(c)
+	}
+	// Readable: frames read now are answered into the shared output buffer, which
+	// settle writes once.
+	if ev&unix.EPOLLIN != 0 {
+		w.handleReadable(c)
+	}
+	w.settle(c)
+}
+
+// handleWritable sends what the socket would not take earlier.
+func (w *Worker) handleWritable(c *conn) {
+	if len(c.out) == 0 {
+		return
+	}
+	n, err := writeFD(int(c.fd), c.out)
+	switch {
+	case err == unix.EAGAIN:
+	case err != nil:
+		w.fail(c, "write", err)
+	default:
+		c.active = w.now
+		c.out = c.out[n:]
+		if len(c.out) == 0 {
+			c.out = nil
+		}
+	}
+}
+
+// handleReadable reads once into the shared buffer and dispatches every complete
+// frame; only what remains unprocessed is copied into c.in.
+func (w *Worker) handleReadable(c *conn) {
+	if c.flags&lingering != 0 {
+		w.discardInput(c)
+		return
+	}
+	if w.readPaused(c) {
+		return
+	}
+	buf := w.rbuf
+	if w.draining {
+		// Read no further than the current frame, so the conn stops at a boundary.
+		buf = buf[:min(len(buf), protocol.Missing(c.in, w.cfg.ByteOrder))]
+	}
+	n, err := readFD(int(c.fd), buf)
+	switch {
+	case err == unix.EAGAIN:
+		return
+	case err != nil:
+		w.fail(c, "read", err)
+		return
+	case n == 0:
+		c.flags |= peerEOF
+		c.in, c.partialAt = nil, 0
+		return
+	}
+	c.active = w.now
+	data := w.completePartial(c, buf[:n])
+	w.keep(c, w.processFrames(c, data))
+}
+
+// completePartial moves bytes from data into the partial frame in c.in, never
+// more than that frame still lacks, and dispatches the frame once whole. It
+// returns the bytes after the frame.
+func (w *Worker) completePartial(c *conn, data []byte) []byte {
+	order := w.cfg.ByteOrder
+	for len(c.in) > 0 && len(data) > 0 {
+		take := min(protocol.Missing(c.in, order), len(data))
+		c.in = appendBounded(c.in, data[:take], frameEnd(c.in, order))
+		data = data[take:]
+		body, n, err := protocol.Split(c.in, order, w.cfg.MaxFrame)
+		if err != nil {
+			w.frameError(c, err)
+			return nil
+		}
+		if n > 0 {
+			w.dispatch(c, body)
+			c.in, c.partialAt = nil, 0
+		}
+	}
+	return data
+}
+
+// frameEnd is how long the frame starting buf will be, as far as is known: the
+// header alone until the header is complete.
+func frameEnd(buf []byte, order protocol.ByteOrder) int {
+	if len(buf) < protocol.HeaderSize {
+		return protocol.HeaderSize
+	}
+	return protocol.HeaderSize + int(order.Len(buf))
+}
+
+// appendBounded appends b to buf, growing geometrically but never past limit,
+// so a frame's buffer grows only as its bytes arrive and never beyond the frame.
+func appendBounded(buf, b []byte, limit int) []byte {
+	need := len(buf) + len(b)
+	if need <= cap(buf) {
+		return append(buf, b...)
+	}
+	grown := make([]byte, len(buf), min(max(2*cap(buf), need), max(limit, need)))
+	copy(grown, buf)
+	return append(grown, b...)
+}
+
+// keep copies input that could not be processed now (a partial frame, or frames
+// held back) out of the shared read buffer into c.in, which is empty here.
+func (w *Worker) keep(c *conn, rest []byte) {
+	if len(rest) == 0 {
+		return
+	}
+	c.in = append([]byte(nil), rest...)
+	c.partialAt = w.now
+}
+
+// discardInput reads and drops what a lingering conn sends; its end of stream or
+// a read error ends the linger.
+func (w *Worker) discardInput(c *conn) {
+	n, err := readFD(int(c.fd), w.rbuf)
+	if err == unix.EAGAIN || err == nil && n > 0 {
+		return
+	}
+	c.flags |= closeNow
+}
+
+// fail marks c for closing after a socket error.
+func (w *Worker) fail(c *conn, op string, err error) {
+	c.flags |= closeNow
+	if w.log.Core().Enabled(zapcore.DebugLevel) {
+		w.log.Debug("connection failed", zap.Int32("fd", c.fd), zap.Uint64("conn", c.id),
+			zap.Error(os.NewSyscallError(op, err)))
+	}
+}
+
+// settle runs after anything happened on c: it releases answers that became
+// sendable, resumes held input, writes once, then closes c or updates its
+// epoll interest.
+func (w *Worker) settle(c *conn) {
+	if c.flags&closed != 0 {
+		return
+	}
+	w.releaseReady(c)
+	w.flushOut()
+	w.updatePause(c)
+	w.resumeInput(c)
+	if w.finishConn(c) {
+		return
+	}
+	w.updateInterest(c)
+}
+
+// outFor points the shared output buffer at c, first sending what it holds for
+// another conn.
+func (w *Worker) outFor(c *conn) {
+	if w.outConn != c {
+		w.flushOut()
+		w.outConn = c
+	}
+}
+
+// flushOut writes the shared output buffer to its conn: one write, and whatever
+// the socket would not take is copied to the conn's own buffer.
+func (w *Worker) flushOut() {
+	c := w.outConn
+	if c == nil {
+		return
+	}
+	w.outConn = nil
+	w.send(c, w.out)
+	w.out = w.out[:0]
+	if cap(w.out) > maxKeptOutput {
+		w.out = make([]byte, 0, readBufferSize)
+	}
+}
+
+func (w *Worker) send(c *conn, data []byte) {
+	switch {
+	case c.flags&closeNow != 0:
+		return
+	case len(c.out) > 0:
+		// Earlier answers are still queued; these go behind them.
+		c.out = append(c.out, data...)
+		return
+	}
+	n, err := writeFD(int(c.fd), data)
+	if err != nil && err != unix.EAGAIN {
+		w.fail(c, "write", err)
+		return
+	}
+	if n > 0 {
+		c.active = w.now
+	}
+	if n < len(data) {
+		c.out = append(c.out, data[n:]...)
+	}
+}
+
+// pendingBytes counts answer bytes owed to c and not yet in the kernel.
+func (w *Worker) pendingBytes(c *conn) int {
+	n := len(c.out)
+	if c.order != nil {
+		n += c.order.queued
+	}
+	if w.outConn == c {
+		n += len(w.out)
+	}
+	return n
+}
+
+// updatePause pauses reading from c while its unsent answers exceed MaxPending,
+// and resumes once they fall to half of it.
+func (w *Worker) updatePause(c *conn) {
+	p := w.pendingBytes(c)
+	switch {
+	case c.flags&pausedOut == 0 && p > w.cfg.MaxPending:
+		c.flags |= pausedOut
+		w.stats.paused.Add(1)
+	case c.flags&pausedOut != 0 && p <= w.cfg.MaxPending/2:
+		c.flags &^= pausedOut
+		w.stats.paused.Add(-1)
+	}
+}
+
+// holdInput reports whether c's frames must wait: it is closing, its unsent
+// answers are over the limit, or it has too many requests on the pool.
+func (w *Worker) holdInput(c *conn) bool {
+	if c.flags&(finishing|peerEOF|closeNow|pausedOut) != 0 {
+		return true
+	}
+	if c.order != nil && c.order.pooled >= maxPooledPerConn {
+		return true
+	}
+	return w.pendingBytes(c) > w.cfg.MaxPending
+}
+
+// readPaused reports whether the loop must not read from c now.
+func (w *Worker) readPaused(c *conn) bool {
+	switch {
+	case w.holdInput(c):
+		return true
+	case len(c.in) == 0:
+		// Draining: at a frame boundary, nothing more is read.
+		return w.draining
+	}
+	// Frames already held must go before any new input.
+	return protocol.Missing(c.in, w.cfg.ByteOrder) == 0
+}
+
+// resumeInput processes frames that were read but held back, as far as c can
+// now take them.
+func (w *Worker) resumeInput(c *conn) {
+	held := len(c.in)
+	for len(c.in) > 0 && !w.holdInput(c) {
+		before := len(c.in)
+		rest := w.processFrames(c, c.in)
+		c.in = c.in[:copy(c.in, rest)]
+		w.flushOut()
+		w.updatePause(c)
+		if len(c.in) == before {
+			break // only a partial frame is left
+		}
+	}
+	switch {
+	case len(c.in) == 0:
+		c.in, c.partialAt = nil, 0
+	case len(c.in) != held:
+		c.partialAt = w.now
+	}
+}
+
+// finishConn closes c, or starts its lingering close, once nothing more is owed
+// to it. It reports whether c is closed.
+func (w *Worker) finishConn(c *conn) bool {
+	if c.flags&(closeNow|lingering) == 0 && c.order == nil && len(c.out) == 0 {
+		switch {
+		case c.flags&peerEOF != 0:
+			c.flags |= closeNow
+		case c.flags&finishing != 0, w.draining && len(c.in) == 0:
+			w.startLinger(c)
+		}
+	}
+	if c.flags&closeNow == 0 {
+		return false
+	}
+	w.closeConn(c, closeReason(c.flags))
+	return true
+}
+
+func closeReason(f connFlags) string {
+	switch {
+	case f&lingering != 0:
+		return "linger over"
+	case f&peerEOF != 0:
+		return "client finished"
+	}
+	return "socket error"
+}
+
+// startLinger shuts the write side, so the client reads a clean end of stream
+// after its last answer, then discards what it still sends until it closes or
+// the linger deadline passes: closing with unread input would reset the
+// connection and could destroy answers the client has not read yet.
+func (w *Worker) startLinger(c *conn) {
+	if err := unix.Shutdown(int(c.fd), unix.SHUT_WR); err != nil {
+		w.fail(c, "shutdown", err)
+		return
+	}
+	c.flags |= lingering
+	c.active = w.now
+	c.in, c.partialAt = nil, 0
+}
+
+// updateInterest registers the events c waits for: readable unless reading is
+// paused, writable only while answers are pending.
+func (w *Worker) updateInterest(c *conn) {
+	var want uint32
+	if c.flags&lingering != 0 || !w.readPaused(c) {
+		want |= unix.EPOLLIN
+	}
+	if len(c.out) > 0 {
+		want |= unix.EPOLLOUT
+	}
+	if want == c.events {
+		return
+	}
+	if err := w.poll.mod(int(c.fd), want); err != nil {
+		w.log.Warn("update connection events", zap.Int32("fd", c.fd), zap.Error(err))
+		w.closeConn(c, "epoll failed")
+		return
+	}
+	c.events = want
+}
+
+func (w *Worker) closeConn(c *conn, why string) {
+	if w.outConn == c {
+		w.outConn = nil
+		w.out = w.out[:0]
+	}
+	if c.flags&pausedOut != 0 {
+		w.stats.paused.Add(-1)
+	}
+	if c.order != nil {
+		w.dropQueue(c)
+	}
+	_ = unix.Close(int(c.fd))
+	w.conns[c.fd] = nil
+	c.flags = closed
+	c.in, c.out = nil, nil
+	w.stats.open.Add(-1)
+	if w.log.Core().Enabled(zapcore.DebugLevel) {
+		w.log.Debug("bye", zap.Int32("fd", c.fd), zap.Uint64("conn", c.id), zap.String("why", why))
+	}
+}

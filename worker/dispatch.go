@@ -1,0 +1,224 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/rpcd/rpcd/protocol"
+)
+
+// answerOverhead is room for an answer frame's header and envelope.
+const answerOverhead = 64
+
+var errOverloaded = &protocol.Error{Code: protocol.CodeOverloaded, Message: "offload queue is full"}
+
+// processFrames dispatches the complete frames at the start of data until one is
+// partial or c must hold its input. It returns what is left.
+func (w *Worker) processFrames(c *conn, data []byte) []byte {
+	for len(data) > 0 && !w.holdInput(c) {
+		body, n, err := protocol.Split(data, w.cfg.ByteOrder, w.cfg.MaxFrame)
+		if err != nil {
+			w.frameError(c, err)
+			return nil
+		}
+		if n == 0 {
+			break
+		}
+		w.dispatch(c, body)
+		data = data[n:]
+	}
+	return data
+}
+
+// frameError answers a framing error; c reads nothing more and closes once its
+// answers are out.
+func (w *Worker) frameError(c *conn, err error) {
+	w.stats.requests.Add(1)
+	code := protocol.CodeBadFrame
+	if tooLarge := (*protocol.FrameTooLargeError)(nil); errors.As(err, &tooLarge) {
+		code = protocol.CodeFrameTooLarge
+	}
+	w.answer(c, nil, &protocol.Error{Code: code, Message: err.Error()})
+	c.flags |= finishing
+	c.in, c.partialAt = nil, 0
+	if w.log.Core().Enabled(zapcore.DebugLevel) {
+		w.log.Debug("framing error", zap.Int32("fd", c.fd), zap.Uint64("conn", c.id), zap.Error(err))
+	}
+}
+
+// dispatch answers one request body, inline or through the pool.
+func (w *Worker) dispatch(c *conn, body []byte) {
+	w.stats.requests.Add(1)
+	if err := protocol.ParseRequest(body, &w.req); err != nil {
+		w.answer(c, nil, badRequest(err))
+		return
+	}
+	if w.log.Core().Enabled(zapcore.DebugLevel) {
+		w.log.Debug("request", zap.Int32("fd", c.fd), zap.String("in", string(w.req.Method)),
+			zap.ByteString("params", w.req.Params))
+	}
+	h, mode, ok := w.reg.Lookup(w.req.Method)
+	switch {
+	case !ok:
+		w.answer(c, nil, protocol.Errorf(protocol.CodeUnknownMethod, "unknown method %q", w.req.Method))
+	case mode == Blocking:
+		w.offload(c, h)
+	default:
+		w.rep.reset()
+		err := callHandler(w.log, h, w.req.Method, w.req.Params, &w.rep)
+		w.answer(c, &w.rep, err)
+	}
+}
+
+// offload queues the current request on the pool, with a slot on c that keeps
+// its answer in order. A full queue answers overloaded at once.
+func (w *Worker) offload(c *conn, h Handler) {
+	if c.order == nil {
+		c.order = w.newQueue()
+	}
+	q := c.order
+	method, params := w.req.Method, w.req.Params
+	buf := make([]byte, len(method)+len(params))
+	copy(buf[copy(buf, method):], params)
+	j := job{h: h, buf: buf, split: len(method), fd: c.fd, connID: c.id, seq: q.nextSeq()}
+	if !w.pool.submit(j) {
+		if q.empty() {
+			w.dropQueue(c)
+		}
+		w.answer(c, nil, errOverloaded)
+		return
+	}
+	q.pushPending()
+}
+
+// answer encodes rep, or err when non-nil, as c's next answer: behind c's
+// pending pooled answers if it has any, else into the shared output buffer.
+func (w *Worker) answer(c *conn, rep *Reply, err error) {
+	order := w.cfg.ByteOrder
+	if q := c.order; q != nil && !q.empty() {
+		s := q.readyTail()
+		n := len(s.data)
+		s.data, _ = encodeAnswer(s.data, order, rep, err)
+		q.queued += len(s.data) - n
+	} else {
+		w.outFor(c)
+		w.out, _ = encodeAnswer(w.out, order, rep, err)
+	}
+	w.stats.answered.Add(1)
+	if err != nil {
+		w.stats.errors.Add(1)
+	}
+}
+
+// encodeAnswer appends the answer frame for rep, or for err when non-nil.
+func encodeAnswer(dst []byte, order protocol.ByteOrder, rep *Reply, err error) ([]byte, bool) {
+	if err != nil {
+		return protocol.AppendError(dst, order, answerError(err)), true
+	}
+	return protocol.AppendResponse(dst, order, rep.out, rep.resultOrNull()), false
+}
+
+// answerError is the error a handler's err answers: its own *protocol.Error, or
+// internal with its text.
+func answerError(err error) *protocol.Error {
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return &protocol.Error{Code: protocol.CodeInternal, Message: err.Error()}
+}
+
+func badRequest(err error) *protocol.Error {
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return &protocol.Error{Code: protocol.CodeBadRequest, Message: err.Error()}
+}
+
+// callHandler runs h, turning a panic into an internal error logged with the
+// method. Safe from any goroutine.
+func callHandler(log *zap.Logger, h Handler, method, params []byte, rep *Reply) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error("handler panicked", zap.String("method", string(method)),
+				zap.String("panic", fmt.Sprint(p)), zap.StackSkip("stack", 1))
+			err = protocol.Errorf(protocol.CodeInternal, "method %q panicked", method)
+		}
+	}()
+	return h(context.Background(), params, rep)
+}
+
+// routeResults files finished pooled answers into their conns' slots, then
+// settles each conn once, so it gets one write however many answers arrived.
+func (w *Worker) routeResults() {
+	for _, r := range w.pool.collect() {
+		c := w.connByID(r.fd, r.connID)
+		if c == nil || c.order == nil || !c.order.fill(r.seq, r.frame) {
+			continue // the conn closed; its fd may belong to another by now
+		}
+		w.stats.answered.Add(1)
+		if r.isErr {
+			w.stats.errors.Add(1)
+		}
+		if c.flags&touched == 0 {
+			c.flags |= touched
+			w.touched = append(w.touched, c)
+		}
+	}
+	for i, c := range w.touched {
+		c.flags &^= touched
+		w.settle(c)
+		w.touched[i] = nil
+	}
+	w.touched = w.touched[:0]
+}
+
+func (w *Worker) connByID(fd int32, id uint64) *conn {
+	if c := w.connAt(int(fd)); c != nil && c.id == id {
+		return c
+	}
+	return nil
+}
+
+// releaseReady moves c's answers that no longer wait on a pooled answer to the
+// shared output buffer, and frees c's queue once it is empty.
+func (w *Worker) releaseReady(c *conn) {
+	q := c.order
+	if q == nil {
+		return
+	}
+	for {
+		data, ok := q.popReady()
+		if !ok {
+			break
+		}
+		w.outFor(c)
+		w.out = append(w.out, data...)
+	}
+	if q.empty() {
+		w.dropQueue(c)
+	}
+}
+
+func (w *Worker) newQueue() *answerQueue {
+	if n := len(w.freeQueues); n > 0 {
+		q := w.freeQueues[n-1]
+		w.freeQueues = w.freeQueues[:n-1]
+		return q
+	}
+	return new(answerQueue)
+}
+
+func (w *Worker) dropQueue(c *conn) {
+	q := c.order
+	c.order = nil
+	if len(w.freeQueues) < maxFreeQueues && cap(q.slots) <= maxPooledPerConn {
+		q.reset()
+		w.freeQueues = append(w.freeQueues, q)
+	}
+}

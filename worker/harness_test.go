@@ -1,0 +1,407 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+	"golang.org/x/sys/unix"
+
+	"github.com/rpcd/rpcd/protocol"
+)
+
+// waitLimit bounds every wait in these tests.
+const waitLimit = 10 * time.Second
+
+// gates lets a test hold Blocking "slow" requests until it opens their gate.
+type gates struct {
+	mu      sync.Mutex
+	m       map[string]chan struct{}
+	started chan string
+	seen    map[string]bool // started names taken off the channel; waitStarted only
+}
+
+func newGates() *gates {
+	return &gates{m: make(map[string]chan struct{}), started: make(chan string, 4096), seen: make(map[string]bool)}
+}
+
+func (g *gates) gate(name string) chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ch, ok := g.m[name]
+	if !ok {
+		ch = make(chan struct{})
+		g.m[name] = ch
+	}
+	return ch
+}
+
+func (g *gates) open(name string) {
+	ch := g.gate(name)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
+}
+
+func (g *gates) openAll() {
+	g.mu.Lock()
+	names := make([]string, 0, len(g.m))
+	for name := range g.m {
+		names = append(names, name)
+	}
+	g.mu.Unlock()
+	for _, name := range names {
+		g.open(name)
+	}
+}
+
+// waitStarted waits until the slow request named name has started running.
+func (g *gates) waitStarted(t *testing.T, name string) {
+	t.Helper()
+	deadline := time.After(waitLimit)
+	for !g.seen[name] {
+		select {
+		case got := <-g.started:
+			g.seen[got] = true
+		case <-deadline:
+			t.Fatalf("slow request %q never started", name)
+		}
+	}
+}
+
+func pingHandler(_ context.Context, params []byte, rep *Reply) error {
+	rep.SetOut("pong")
+	rep.SetRaw(params)
+	return nil
+}
+
+// bigHandler answers params [k, n] with [k, "<n bytes>"].
+func bigHandler(_ context.Context, params []byte, rep *Reply) error {
+	var p [2]int
+	if err := json.Unmarshal(params, &p); err != nil {
+		return protocol.Errorf(protocol.CodeBadRequest, "want [index, size]: %v", err)
+	}
+	rep.SetOut("big")
+	rep.AppendRaw(fmt.Appendf(nil, `[%d,"%s"]`, p[0], strings.Repeat("x", p[1])))
+	return nil
+}
+
+func testRegistry(g *gates) *Registry {
+	reg := NewRegistry()
+	reg.Register("ping", Inline, pingHandler)
+	reg.Register("big", Inline, bigHandler)
+	reg.Register("slow", Blocking, func(_ context.Context, params []byte, rep *Reply) error {
+		var name string
+		_ = json.Unmarshal(params, &name)
+		g.started <- name
+		<-g.gate(name)
+		rep.SetOut("slow")
+		rep.SetRaw(params)
+		return nil
+	})
+	reg.Register("panic", Inline, func(context.Context, []byte, *Reply) error { panic("boom") })
+	reg.Register("panic_pooled", Blocking, func(context.Context, []byte, *Reply) error { panic("boom") })
+	reg.Register("fail", Inline, func(context.Context, []byte, *Reply) error { return errors.New("disk on fire") })
+	reg.Register("reject", Inline, func(context.Context, []byte, *Reply) error {
+		return protocol.Errorf(protocol.CodeBadRequest, "no thanks")
+	})
+	return reg
+}
+
+// server is a Worker serving on 127.0.0.1 in this process.
+type server struct {
+	w     *Worker
+	addr  string
+	port  int
+	gates *gates
+	logs  *observer.ObservedLogs
+	done  chan error
+}
+
+func startWorker(t *testing.T, cfg Config) *server {
+	return startWorkerLogging(t, cfg, zapcore.InfoLevel)
+}
+
+// startWorkerLogging starts a worker whose logs at level and above are kept.
+// The test fails on any error-level line other than a test handler's panic.
+func startWorkerLogging(t *testing.T, cfg Config, level zapcore.Level) *server {
+	t.Helper()
+	lfd, port := listenLocal(t)
+	core, logs := observer.New(level)
+	g := newGates()
+	w, err := New(cfg, testRegistry(g), zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{w: w, addr: fmt.Sprintf("127.0.0.1:%d", port), port: port, gates: g, logs: logs, done: make(chan error, 1)}
+	ready := make(chan struct{})
+	go func() { s.done <- w.Serve(lfd, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-s.done:
+		t.Fatalf("Serve: %v", err)
+	case <-time.After(waitLimit):
+		t.Fatal("worker never became ready")
+	}
+	t.Cleanup(func() {
+		g.openAll()
+		w.Shutdown()
+		if err := s.wait(t); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		s.checkErrorLogs(t)
+	})
+	return s
+}
+
+// wait returns Serve's result, or fails the test if Serve does not return.
+func (s *server) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-s.done:
+		s.done <- err
+		return err
+	case <-time.After(waitLimit):
+		t.Fatal("Serve did not return")
+		return nil
+	}
+}
+
+func (s *server) checkErrorLogs(t *testing.T) {
+	for _, e := range s.logs.FilterLevelExact(zapcore.ErrorLevel).All() {
+		if e.Message != "handler panicked" {
+			t.Errorf("unexpected error log: %s %v", e.Message, e.ContextMap())
+		}
+	}
+}
+
+// waitStats polls the worker's stats until ok accepts them.
+func (s *server) waitStats(t *testing.T, what string, ok func(Stats) bool) Stats {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		st := s.w.Stats()
+		if ok(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s; stats %+v", what, st)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// listenLocal opens a listening socket on 127.0.0.1 with a free port.
+func listenLocal(t *testing.T) (fd, port int) {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 512); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fd, sa.(*unix.SockaddrInet4).Port
+}
+
+// client speaks the protocol over a plain TCP connection.
+type client struct {
+	t    *testing.T
+	conn *net.TCPConn
+	buf  []byte
+}
+
+func dial(t *testing.T, addr string) *client {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &client{t: t, conn: c.(*net.TCPConn)}
+}
+
+func (c *client) write(b []byte) {
+	c.t.Helper()
+	if _, err := c.conn.Write(b); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// request encodes a request frame; params "" leaves params out.
+func request(method, params string) []byte {
+	var p []byte
+	if params != "" {
+		p = []byte(params)
+	}
+	return protocol.AppendRequest(nil, protocol.LittleEndian, method, p)
+}
+
+// rawFrame frames body as is.
+func rawFrame(body string) []byte {
+	b := make([]byte, protocol.HeaderSize, protocol.HeaderSize+len(body))
+	protocol.LittleEndian.PutLen(b, uint32(len(body)))
+	return append(b, body...)
+}
+
+// frame reads the next frame's body, or returns the read error.
+func (c *client) frame() ([]byte, error) {
+	for {
+		body, n, err := protocol.Split(c.buf, protocol.LittleEndian, 1<<30)
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			body = append([]byte(nil), body...)
+			c.buf = c.buf[n:]
+			return body, nil
+		}
+		if err := c.fill(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (c *client) fill() error {
+	var chunk [64 << 10]byte
+	if err := c.conn.SetReadDeadline(time.Now().Add(waitLimit)); err != nil {
+		return err
+	}
+	n, err := c.conn.Read(chunk[:])
+	c.buf = append(c.buf, chunk[:n]...)
+	if n > 0 {
+		return nil
+	}
+	return err
+}
+
+// answer reads the next answer and returns its out and raw result.
+func (c *client) answer() (out, result string) {
+	c.t.Helper()
+	body, err := c.frame()
+	if err != nil {
+		c.t.Fatalf("read answer: %v", err)
+	}
+	var resp protocol.Response
+	if err := protocol.ParseResponse(body, &resp); err != nil {
+		c.t.Fatalf("parse answer %q: %v", body, err)
+	}
+	return string(resp.Out), string(resp.Result)
+}
+
+// errorAnswer reads the next answer and requires it to be an error.
+func (c *client) errorAnswer() *protocol.Error {
+	c.t.Helper()
+	out, result := c.answer()
+	resp := protocol.Response{Out: []byte(out), Result: []byte(result)}
+	e, ok := resp.AsError()
+	if !ok {
+		c.t.Fatalf("got %s %s, want an error answer", out, result)
+	}
+	return e
+}
+
+func (c *client) call(method, params string) (out, result string) {
+	c.t.Helper()
+	c.write(request(method, params))
+	return c.answer()
+}
+
+// expectPing checks the connection still answers a ping.
+func (c *client) expectPing() {
+	c.t.Helper()
+	if out, result := c.call("ping", `"still here"`); out != "pong" || result != `"still here"` {
+		c.t.Fatalf("ping answered %s %s", out, result)
+	}
+}
+
+// expectEOF requires a clean end of stream with no bytes before it.
+func (c *client) expectEOF() {
+	c.t.Helper()
+	for len(c.buf) == 0 {
+		if err := c.fill(); err != nil {
+			if err != io.EOF {
+				c.t.Fatalf("want a clean end of stream, got %v", err)
+			}
+			return
+		}
+	}
+	c.t.Fatalf("want end of stream, got %d more bytes: %q", len(c.buf), c.buf)
+}
+
+// expectClosed requires the server to close the connection, cleanly or not.
+func (c *client) expectClosed() {
+	c.t.Helper()
+	for len(c.buf) == 0 {
+		if err := c.fill(); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				c.t.Fatal("connection still open")
+			}
+			return
+		}
+	}
+	c.t.Fatalf("want the connection closed, got %q", c.buf)
+}
+
+// describe renders an answer as "out result", or "error code" for errors.
+func describe(out, result string) string {
+	resp := protocol.Response{Out: []byte(out), Result: []byte(result)}
+	if e, ok := resp.AsError(); ok {
+		return "error " + e.Code
+	}
+	return out + " " + result
+}
+
+// answersUntilEOF reads answers up to a clean end of stream.
+func (c *client) answersUntilEOF() []string {
+	c.t.Helper()
+	var got []string
+	for {
+		body, err := c.frame()
+		if err == io.EOF && len(c.buf) == 0 {
+			return got
+		}
+		if err != nil {
+			c.t.Fatalf("after %d answers: %v (%d bytes unparsed)", len(got), err, len(c.buf))
+		}
+		var resp protocol.Response
+		if err := protocol.ParseResponse(body, &resp); err != nil {
+			c.t.Fatalf("parse answer %q: %v", body, err)
+		}
+		got = append(got, describe(string(resp.Out), string(resp.Result)))
+	}
+}
+
+// waitLog waits until a log line with message msg has been written.
+func (s *server) waitLog(t *testing.T, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for s.logs.FilterMessage(msg).Len() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q log line", msg)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

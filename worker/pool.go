@@ -1,0 +1,108 @@
+package worker
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"go.uber.org/zap"
+
+	"github.com/rpcd/rpcd/protocol"
+)
+
+// job is one request for the offload pool. It owns a copy of the method name and
+// params, since the loop reuses the bytes they came from.
+type job struct {
+	h      Handler
+	buf    []byte // method followed by params
+	split  int    // len(method)
+	fd     int32
+	connID uint64
+	seq    uint64 // the answer slot on the connection
+}
+
+func (j *job) method() []byte { return j.buf[:j.split] }
+func (j *job) params() []byte { return j.buf[j.split:] }
+
+// result is a finished job: a whole encoded answer frame for one slot.
+type result struct {
+	fd     int32
+	connID uint64
+	seq    uint64
+	frame  []byte
+	isErr  bool
+}
+
+// pool runs Blocking handlers on a fixed set of goroutines fed by a bounded
+// queue, and hands finished answers back to the loop.
+type pool struct {
+	jobs    chan job
+	order   protocol.ByteOrder
+	log     *zap.Logger
+	wake    func()
+	stopped atomic.Bool
+
+	mu      sync.Mutex
+	results []result // finished, not yet collected by the loop
+	spare   []result // the loop's previous batch, reused; loop only
+}
+
+func newPool(size, queue int, order protocol.ByteOrder, log *zap.Logger, wake func()) *pool {
+	p := &pool{jobs: make(chan job, queue), order: order, log: log, wake: wake}
+	for range size {
+		go p.run()
+	}
+	return p
+}
+
+// submit queues j without blocking; false means the queue is full.
+// Loop goroutine only.
+func (p *pool) submit(j job) bool {
+	select {
+	case p.jobs <- j:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop lets the goroutines exit once their current handler returns; queued
+// jobs are dropped. Loop goroutine only, after the last submit.
+func (p *pool) stop() {
+	p.stopped.Store(true)
+	close(p.jobs)
+}
+
+func (p *pool) run() {
+	var rep Reply
+	for j := range p.jobs {
+		if p.stopped.Load() {
+			continue
+		}
+		rep.reset()
+		res := result{fd: j.fd, connID: j.connID, seq: j.seq}
+		err := callHandler(p.log, j.h, j.method(), j.params(), &rep)
+		buf := make([]byte, 0, answerOverhead+len(rep.out)+len(rep.result))
+		res.frame, res.isErr = encodeAnswer(buf, p.order, &rep, err)
+		p.deliver(res)
+	}
+}
+
+// deliver queues res for the loop and wakes it. Safe from any goroutine.
+func (p *pool) deliver(res result) {
+	p.mu.Lock()
+	p.results = append(p.results, res)
+	p.mu.Unlock()
+	p.wake()
+}
+
+// collect takes every finished result. The slice is valid until the next
+// collect. Loop goroutine only.
+func (p *pool) collect() []result {
+	clear(p.spare)
+	p.mu.Lock()
+	batch := p.results
+	p.results = p.spare[:0]
+	p.mu.Unlock()
+	p.spare = batch
+	return batch
+}

@@ -1,0 +1,41 @@
+package worker
+
+import "time"
+
+// sweep enforces timeouts on every conn, using the coarse clock rather than a
+// timer per conn, and resumes paused accepting.
+func (w *Worker) sweep() {
+	w.lastSweep = w.now
+	w.resumeAccept()
+	for _, c := range w.conns {
+		if c == nil {
+			continue
+		}
+		if why := w.expired(c); why != "" {
+			w.closeConn(c, why)
+		}
+	}
+}
+
+// expired names the timeout c has run out of, or returns "".
+func (w *Worker) expired(c *conn) string {
+	switch {
+	case c.flags&lingering != 0:
+		if w.since(c.active) >= lingerTimeout {
+			return "linger timeout"
+		}
+	case c.partialAt != 0:
+		// Only a frame the client is still sending counts; frames held back by
+		// the worker itself are not the client's delay.
+		if d := w.cfg.ReadTimeout; d > 0 && !w.readPaused(c) && w.since(c.partialAt) >= d {
+			return "read timeout"
+		}
+	case c.out == nil && c.order == nil && c.flags == 0:
+		if d := w.cfg.IdleTimeout; d > 0 && w.since(c.active) >= d {
+			return "idle timeout"
+		}
+	}
+	return ""
+}
+
+func (w *Worker) since(t int64) time.Duration { return time.Duration(w.now - t) }

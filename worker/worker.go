@@ -1,0 +1,364 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/sys/unix"
+
+	"github.com/rpcd/rpcd/protocol"
+)
+
+const (
+	readBufferSize = 64 << 10              // the loop's shared read buffer
+	maxKeptOutput  = 1 << 20               // shared output buffer kept between writes
+	acceptBatch    = 64                    // accepts per wakeup, so connected clients are not starved
+	lingerTimeout  = 2 * time.Second       // how long a closing conn may keep sending before it is cut
+	maxTick        = time.Second           // longest wait between timeout sweeps
+	minTick        = 10 * time.Millisecond // shortest wait between timeout sweeps
+	drainTick      = lingerTimeout / 4     // sweep period while draining
+	maxFreeQueues  = 64                    // answer queues kept for reuse
+)
+
+// Worker serves requests on one event loop. Create it with New, run it with
+// Serve, stop it with Shutdown.
+type Worker struct {
+	cfg      Config
+	reg      *Registry
+	log      *zap.Logger
+	stats    counters
+	waker    waker
+	started  atomic.Bool
+	shutdown atomic.Bool
+
+	// Loop state: touched only by the goroutine running Serve.
+	poll          *poller
+	pool          *pool
+	lfd           int  // listening socket; -1 once closed
+	listening     bool // lfd is registered with epoll
+	acceptResume  int64
+	acceptPending bool
+	conns         []*conn // indexed by descriptor
+	nextID        uint64
+	rbuf          []byte // shared read buffer
+	out           []byte // shared output buffer, holding answers for outConn
+	outConn       *conn
+	rep           Reply
+	req           protocol.Request
+	touched       []*conn // conns with routed pool results, settled once each
+	freeQueues    []*answerQueue
+	epoch         time.Time
+	now           int64 // coarse clock: nanoseconds since epoch, read once per wakeup
+	lastSweep     int64
+	tick          time.Duration
+	draining      bool
+}
+
+// New returns a Worker serving the handlers in reg. Zero Config fields take
+// their defaults; a nil log discards logs.
+func New(cfg Config, reg *Registry, log *zap.Logger) (*Worker, error) {
+	if reg == nil {
+		return nil, errors.New("new worker: nil registry")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("new worker: %w", err)
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	w := &Worker{cfg: cfg, reg: reg, log: log, lfd: -1, tick: tickFor(cfg)}
+	w.waker.fd = -1
+	return w, nil
+}
+
+// tickFor picks the sweep period: a quarter of the shortest timeout, within
+// [minTick, maxTick].
+func tickFor(cfg Config) time.Duration {
+	tick := maxTick
+	for _, d := range [...]time.Duration{cfg.IdleTimeout, cfg.ReadTimeout} {
+		if d > 0 {
+			tick = min(tick, d/4)
+		}
+	}
+	return max(tick, minTick)
+}
+
+// Serve runs the event loop on listener fd lfd (a listening TCP socket; Serve
+// sets it non-blocking and owns closing its copy). ready (may be nil) is called
+// once the loop is running. Serve returns nil after a graceful Shutdown
+// completes, or an error if the loop cannot run. A Worker serves once.
+func (w *Worker) Serve(lfd int, ready func()) error {
+	if !w.started.CompareAndSwap(false, true) {
+		_ = unix.Close(lfd)
+		return errors.New("serve: worker already served")
+	}
+	defer w.closeLoop()
+	if err := w.openLoop(); err != nil {
+		_ = unix.Close(lfd)
+		return fmt.Errorf("serve: %w", err)
+	}
+	if err := w.openListener(lfd); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	w.log.Info("loop started", zap.Int("listen_fd", lfd), zap.Int("pool", w.cfg.PoolSize),
+		zap.Int("queue", w.cfg.QueueSize), zap.Stringer("byte_order", w.cfg.ByteOrder))
+	if ready != nil {
+		ready()
+	}
+	if w.shutdown.Load() {
+		w.startDrain()
+	}
+	if err := w.run(); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	s := w.Stats()
+	w.log.Info("loop stopped", zap.Uint64("accepted", s.Accepted),
+		zap.Uint64("requests", s.Requests), zap.Uint64("answered", s.Answered), zap.Uint64("errors", s.Errors))
+	return nil
+}
+
+// Shutdown starts a graceful drain: stop accepting, answer every request
+// already read, close each connection at a frame boundary, then Serve returns.
+// Safe from any goroutine, before or during Serve; later calls do nothing.
+func (w *Worker) Shutdown() {
+	if w.shutdown.CompareAndSwap(false, true) {
+		w.waker.wake()
+	}
+}
+
+// Stats returns the worker's counters. Safe from any goroutine.
+func (w *Worker) Stats() Stats { return w.stats.snapshot() }
+
+// openLoop creates the epoll instance, the wake-up eventfd, the offload pool and
+// the shared buffers.
+func (w *Worker) openLoop() error {
+	p, err := newPoller()
+	if err != nil {
+		return err
+	}
+	w.poll = p
+	if err := w.waker.open(); err != nil {
+		return err
+	}
+	if err := w.poll.add(w.waker.fd, unix.EPOLLIN); err != nil {
+		return err
+	}
+	w.rbuf = make([]byte, readBufferSize)
+	w.out = make([]byte, 0, readBufferSize)
+	w.epoch = time.Now()
+	w.pool = newPool(w.cfg.PoolSize, w.cfg.QueueSize, w.cfg.ByteOrder, w.log, w.waker.wake)
+	return nil
+}
+
+func (w *Worker) openListener(lfd int) error {
+	w.lfd = lfd
+	if err := unix.SetNonblock(lfd, true); err != nil {
+		return os.NewSyscallError("setnonblock", err)
+	}
+	if err := w.poll.add(lfd, unix.EPOLLIN); err != nil {
+		return err
+	}
+	w.listening = true
+	return nil
+}
+
+// closeLoop releases everything openLoop and openListener acquired, and any
+// connection still open. Close errors are ignored: nothing can act on them.
+func (w *Worker) closeLoop() {
+	for _, c := range w.conns {
+		if c != nil {
+			w.closeConn(c, "worker stopped")
+		}
+	}
+	w.closeListener()
+	if w.pool != nil {
+		w.pool.stop()
+	}
+	if w.poll != nil {
+		_ = w.poll.close()
+	}
+	if w.waker.fd >= 0 {
+		_ = w.waker.close()
+	}
+}
+
+// run waits for events and handles them until a drain has closed every
+// connection.
+func (w *Worker) run() error {
+	for !w.draining || w.stats.open.Load() > 0 {
+		events, err := w.poll.wait(w.waitMillis())
+		if err != nil {
+			return err
+		}
+		w.now = w.clock()
+		for _, ev := range events {
+			w.handleEvent(ev)
+		}
+		// Accept only after the whole batch: a descriptor closed above and
+		// reused by accept4 must not receive an event meant for its old owner.
+		if w.acceptPending {
+			w.acceptPending = false
+			w.acceptConns()
+		}
+		if time.Duration(w.now-w.lastSweep) >= w.tick {
+			w.sweep()
+		}
+	}
+	return nil
+}
+
+func (w *Worker) clock() int64 { return int64(time.Since(w.epoch)) }
+
+// waitMillis is how long the next wait may block: until the next sweep is due.
+func (w *Worker) waitMillis() int {
+	left := w.tick - time.Duration(w.clock()-w.lastSweep)
+	if left <= 0 {
+		return 0
+	}
+	return int((left + time.Millisecond - 1) / time.Millisecond)
+}
+
+func (w *Worker) handleEvent(ev unix.EpollEvent) {
+	switch fd := int(ev.Fd); {
+	case fd == w.lfd:
+		// Deferred to the end of the batch; see run.
+		w.acceptPending = true
+	case fd == w.waker.fd:
+		// Pooled answers are ready, or Shutdown was called.
+		w.handleWake()
+	default:
+		if c := w.connAt(fd); c != nil {
+			w.handleConn(c, ev.Events)
+		}
+	}
+}
+
+// handleWake runs when another goroutine signalled the eventfd: pooled answers
+// are ready, or Shutdown was called.
+func (w *Worker) handleWake() {
+	w.waker.reset()
+	w.routeResults()
+	if w.shutdown.Load() && !w.draining {
+		w.startDrain()
+	}
+}
+
+// startDrain stops accepting and settles every connection, which closes those
+// that owe nothing and limits reading on the rest to the current frame.
+func (w *Worker) startDrain() {
+	w.draining = true
+	w.tick = min(w.tick, drainTick)
+	w.closeListener()
+	w.log.Info("draining", zap.Int64("open", w.stats.open.Load()))
+	for _, c := range w.conns {
+		if c != nil {
+			w.settle(c)
+		}
+	}
+}
+
+// closeListener removes the listener from epoll before closing it: other
+// processes may hold the same socket, which would keep the registration alive.
+func (w *Worker) closeListener() {
+	if w.lfd < 0 {
+		return
+	}
+	if w.listening {
+		if err := w.poll.del(w.lfd); err != nil {
+			w.log.Warn("stop listening", zap.Error(err))
+		}
+		w.listening = false
+	}
+	_ = unix.Close(w.lfd)
+	w.lfd = -1
+}
+
+// acceptConns accepts up to acceptBatch connections. Level triggering brings
+// the loop back for the rest.
+func (w *Worker) acceptConns() {
+	for range acceptBatch {
+		if !w.listening {
+			return
+		}
+		fd, sa, err := unix.Accept4(w.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		switch err {
+		case nil:
+			w.openConn(fd, sa)
+		case unix.EINTR, unix.ECONNABORTED:
+		case unix.EAGAIN:
+			return
+		default:
+			w.pauseAccept(os.NewSyscallError("accept4", err))
+			return
+		}
+	}
+}
+
+// pauseAccept stops watching the listener until the next sweep, so a lasting
+// failure such as running out of descriptors does not spin the loop.
+func (w *Worker) pauseAccept(err error) {
+	w.log.Warn("accept failed; pausing accepts", zap.Error(err), zap.Duration("for", w.tick))
+	if delErr := w.poll.del(w.lfd); delErr != nil {
+		w.log.Warn("stop listening", zap.Error(delErr))
+	}
+	w.listening = false
+	w.acceptResume = w.now + int64(w.tick)
+}
+
+func (w *Worker) resumeAccept() {
+	if w.lfd < 0 || w.listening || w.now < w.acceptResume {
+		return
+	}
+	if err := w.poll.add(w.lfd, unix.EPOLLIN); err != nil {
+		w.log.Warn("resume listening", zap.Error(err))
+		return
+	}
+	w.listening = true
+}
+
+func (w *Worker) openConn(fd int, sa unix.Sockaddr) {
+	// Answers are written whole, once per wakeup: nothing gains from Nagle.
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	if err := w.poll.add(fd, unix.EPOLLIN); err != nil {
+		_ = unix.Close(fd)
+		w.log.Warn("register connection", zap.Error(err))
+		return
+	}
+	w.nextID++
+	c := &conn{fd: int32(fd), id: w.nextID, events: unix.EPOLLIN, active: w.now}
+	if fd >= len(w.conns) {
+		w.conns = append(w.conns, make([]*conn, max(fd+1, 2*len(w.conns))-len(w.conns))...)
+	}
+	w.conns[fd] = c
+	w.stats.accepted.Add(1)
+	w.stats.open.Add(1)
+	if w.log.Core().Enabled(zapcore.DebugLevel) {
+		w.log.Debug("comes", zap.String("addr", sockaddrString(sa)), zap.Int("fd", fd), zap.Uint64("conn", c.id))
+	}
+}
+
+func (w *Worker) connAt(fd int) *conn {
+	if fd < 0 || fd >= len(w.conns) {
+		return nil
+	}
+	return w.conns[fd]
+}
+
+func sockaddrString(sa unix.Sockaddr) string {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)).String()
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port)).String()
+	case *unix.SockaddrUnix:
+		return sa.Name
+	}
+	return "unknown"
+}
