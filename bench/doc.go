@@ -1,7 +1,16 @@
-// Package bench is the home of the comparison servers that rpcd is measured
-// against. It is a module of its own so that their dependencies stay out of
-// rpcd's go.mod. The servers are commands in subdirectories (goserver), and
-// compare.sh drives them and rpcd with cmd/rpcbench from the main module:
+// Package bench measures rpcd against the alternatives. It is a module of its
+// own so that their dependencies stay out of rpcd's go.mod:
 //
-//	bench/compare.sh            # DURATION, REPEAT, SERVERS, ... see the script
+//   - goserver: the protocol with one goroutine per connection (net, bufio,
+//     encoding/json), the server most Go programs would be;
+//   - gnetserver: the same handling on gnet v2's event loops;
+//   - internal/jsonping: the request handling those two share;
+//   - jsoncmp: benchmarks of rpcd's envelope scanner against encoding/json and
+//     goccy/go-json;
+//   - suite: runs rpcd, goserver, gnetserver and redis-server side by side with
+//     cmd/rpcbench and writes docs/benchmarks.md's table and chart.
+//
+// From this directory:
+//
+//	go run ./suite
 package bench

@@ -27,13 +27,13 @@ import (
 var Version = ""
 
 // Main runs rpcd with reg's methods and exits with its status.
-func Main(reg *worker.Registry) {
-	os.Exit(Run(os.Args[1:], reg, os.Stdout, os.Stderr))
+func Main(reg *worker.Registry, ext ...Option) {
+	os.Exit(Run(os.Args[1:], reg, os.Stdout, os.Stderr, ext...))
 }
 
 // Run runs rpcd with args (no program name) and returns its exit status:
 // 0 after a graceful stop, 1 when the server fails, 2 for bad flags.
-func Run(args []string, reg *worker.Registry, stdout, stderr io.Writer) int {
+func Run(args []string, reg *worker.Registry, stdout, stderr io.Writer, ext ...Option) int {
 	var opts options
 	fs := newFlagSet(&opts, stderr)
 	if err := fs.Parse(args); err != nil {
@@ -50,25 +50,40 @@ func Run(args []string, reg *worker.Registry, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "rpcd %s %s\n", version(), runtime.Version())
 		return 0
 	}
+	if err := applyConfigFile(fs, opts.configFile); err != nil {
+		fmt.Fprintf(stderr, "rpcd: %v\n", err)
+		return 2
+	}
 	if err := opts.check(); err != nil {
 		fmt.Fprintf(stderr, "rpcd: %v\n", err)
 		return 2
 	}
+	if code, done := runAction(&opts, stdout, stderr); done {
+		return code
+	}
+	if opts.healthCheck {
+		return runHealthCheck(&opts, stdout, stderr)
+	}
 	if slot, ok := os.LookupEnv(master.WorkerSlotEnv); ok {
-		return runWorker(&opts, slot, reg, stderr)
+		return runWorker(&opts, slot, reg, stderr, newExtras(ext))
 	}
 	return runMaster(&opts, args, stderr)
 }
 
 func runMaster(opts *options, args []string, stderr io.Writer) int {
-	log := newLogger(opts, stderr).With(zap.String("role", "master"))
+	logOut := newLogOutput(opts, stderr)
+	log := newLogger(opts, logOut).With(zap.String("role", "master"))
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush
-	m, err := master.New(master.Config{
+	defer writePidfile(opts, log)()
+	service := newServiceNotifier(log)
+	defer service.close()
+	m, err := master.New(withLifecycle(master.Config{
 		Listen:          opts.listen,
 		Workers:         opts.workers,
 		ShutdownTimeout: opts.shutdownTimeout,
 		Args:            args,
-	}, log)
+		OnReady:         service.ready,
+	}, args, logOut), log)
 	if err == nil {
 		log.Info("starting", zap.String("version", version()), zap.Int("pid", os.Getpid()),
 			zap.String("listen", opts.listen), zap.Int("workers", opts.workers))
@@ -82,24 +97,34 @@ func runMaster(opts *options, args []string, stderr io.Writer) int {
 	return 0
 }
 
-func runWorker(opts *options, slotEnv string, reg *worker.Registry, stderr io.Writer) int {
+func runWorker(opts *options, slotEnv string, reg *worker.Registry, stderr io.Writer, ext *extras) int {
 	slot, _ := strconv.Atoi(slotEnv)
-	log := newLogger(opts, stderr).With(zap.String("role", "worker"), zap.Int("slot", slot), zap.Int("pid", os.Getpid()))
+	logOut := newLogOutput(opts, stderr)
+	log := newLogger(opts, logOut).With(zap.String("role", "worker"), zap.Int("slot", slot), zap.Int("pid", os.Getpid()))
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush
+	status := newStatusPipe(opts, log)
 	order, _ := protocol.ParseByteOrder(opts.byteOrder)
 	w, err := worker.New(worker.Config{
 		ByteOrder:   order,
 		MaxFrame:    uint32(opts.maxFrame),
 		IdleTimeout: opts.idleTimeout,
 		ReadTimeout: opts.readTimeout,
+		PoolSize:    opts.poolSize,
+		QueueSize:   opts.queueSize,
+
+		HandlerTimeout: opts.handlerTimeout,
+		Heartbeat:      status.heartbeat,
 	}, reg, log)
 	if err != nil {
 		log.Error("worker failed", zap.Error(err))
 		return 1
 	}
+	defer ext.openCache(opts, log)()
+	status.w = w
 	stopOnSignal(w, log)
+	handleWorkerSignals(w, logOut, log)
 	go stopWhenOrphaned(w, log)
-	if err := w.Serve(master.ListenFD, reportReady(log)); err != nil {
+	if err := w.Serve(master.ListenFD, status.ready); err != nil {
 		log.Error("worker failed", zap.Error(err))
 		return 1
 	}
@@ -135,18 +160,6 @@ func stopWhenOrphaned(w *worker.Worker, log *zap.Logger) {
 			w.Shutdown()
 			return
 		}
-	}
-}
-
-// reportReady returns the callback that tells the master, through the
-// inherited pipe, that the worker's loop runs.
-func reportReady(log *zap.Logger) func() {
-	return func() {
-		pipe := os.NewFile(master.ReadyFD, "ready")
-		if _, err := pipe.Write([]byte{1}); err != nil {
-			log.Error("report ready", zap.Error(err))
-		}
-		pipe.Close()
 	}
 }
 

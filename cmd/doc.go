@@ -8,7 +8,9 @@
 //	reg.Register("hello", worker.Inline, hello)
 //	cmd.Main(reg)
 //
-// The master re-executes the running binary for each worker, with the same
-// arguments and master.WorkerSlotEnv set, so both roles parse the same flags
-// and a worker serves exactly the methods its master's binary registered.
+// The master re-executes the binary at its own path for each worker, with
+// master.WorkerSlotEnv set and the resolved settings (the -config file with
+// the command-line flags over it) as explicit flags, so a worker never reads
+// the file and serves exactly the methods its binary registered. On SIGHUP
+// the master resolves the settings again for the next generation.
 package cmd

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/rpcd/rpcd/protocol"
+	"github.com/rpcd/rpcd/worker"
 )
 
 // options are the command's settings, one field per flag.
@@ -27,6 +27,24 @@ type options struct {
 	logLevel        string
 	logFormat       string
 	version         bool
+	handlerTimeout  time.Duration
+	poolSize        int
+	queueSize       int
+	redis           string
+	redisPassword   string
+	redisDB         int
+	healthCheck     bool
+	checkTimeout    time.Duration
+
+	configFile        string
+	pidFile           string
+	signal            string
+	test              bool
+	logFile           string
+	drainTimeout      time.Duration
+	workerTimeout     time.Duration
+	maxRequests       int
+	maxRequestsJitter int
 }
 
 const usageHeader = `Usage: rpcd [flags]
@@ -35,7 +53,9 @@ rpcd is a prefork RPC server: a master process binds the listen address with
 one SO_REUSEPORT socket per worker and supervises that many worker processes,
 each running its own epoll loop over length-prefixed JSON frames.
 
-Signals to the master: TERM, INT or QUIT stop it gracefully.
+Signals to the master: TERM, INT or QUIT stop it gracefully; HUP reloads;
+USR2 upgrades the binary in place; TTIN/TTOU add/remove a worker; USR1
+reopens the log file (see the README's Signals table).
 
 Flags:
 `
@@ -49,7 +69,7 @@ func newFlagSet(opts *options, out io.Writer) *flag.FlagSet {
 	}
 	opts.maxFrame = protocol.DefaultMaxFrame
 	fs.StringVar(&opts.listen, "listen", "127.0.0.1:8080", "`host:port` to serve on; port 0 picks a free one")
-	fs.IntVar(&opts.workers, "workers", runtime.GOMAXPROCS(0), "number of worker processes (default: the CPUs this process may use)")
+	fs.IntVar(&opts.workers, "workers", defaultWorkers(), "number of worker processes (default: the CPUs this process may use: $GOMAXPROCS if set, else the CPU affinity and cgroup CPU quota, rounded up)")
 	fs.StringVar(&opts.byteOrder, "byteorder", "little", "byte order of the 4-byte length prefix: little or big")
 	fs.Var(&opts.maxFrame, "max-frame", "largest request body in bytes (suffixes KiB, MiB); a longer frame is answered with frame_too_large and its connection closed")
 	fs.DurationVar(&opts.idleTimeout, "idle-timeout", 60*time.Second, "close a connection with nothing in flight after this quiet spell (0 disables)")
@@ -58,11 +78,23 @@ func newFlagSet(opts *options, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&opts.logLevel, "log-level", "info", "log level: debug (adds a line per request), info, warn or error")
 	fs.StringVar(&opts.logFormat, "log-format", "console", "log format: console or json")
 	fs.BoolVar(&opts.version, "version", false, "print the version and exit")
+	fs.DurationVar(&opts.handlerTimeout, "handler-timeout", worker.DefaultHandlerTimeout, "answer a blocking method timeout when it has not answered this long after it was read")
+	fs.IntVar(&opts.poolSize, "pool-size", 0, "goroutines per worker running blocking methods (0: the CPUs this process may use)")
+	fs.IntVar(&opts.queueSize, "queue-size", worker.DefaultQueueSize, "blocking calls a worker queues before it answers overloaded")
+	fs.StringVar(&opts.redis, "redis", "", "`host:port` of the Redis server behind the cache.* methods (empty: they answer unavailable)")
+	fs.StringVar(&opts.redisPassword, "redis-password", "", "password for -redis (AUTH)")
+	fs.IntVar(&opts.redisDB, "redis-db", 0, "database number for -redis")
+	fs.BoolVar(&opts.healthCheck, "check", false, "health check: ping the server at -listen (a wildcard host means 127.0.0.1), exit 0 on its pong within -check-timeout, else 1")
+	fs.DurationVar(&opts.checkTimeout, "check-timeout", 2*time.Second, "how long -check waits for the pong")
+	addLifecycleFlags(fs, opts)
 	return fs
 }
 
 // check validates what the flag package cannot.
 func (o *options) check() error {
+	if err := o.checkLifecycle(); err != nil {
+		return err
+	}
 	if o.workers < 1 {
 		return fmt.Errorf("-workers=%d: need at least 1", o.workers)
 	}
@@ -71,6 +103,9 @@ func (o *options) check() error {
 	}
 	if o.idleTimeout < 0 || o.readTimeout < 0 || o.shutdownTimeout <= 0 {
 		return errors.New("-idle-timeout and -read-timeout must not be negative, -shutdown-timeout must be positive")
+	}
+	if err := o.checkBlocking(); err != nil {
+		return err
 	}
 	if _, err := zapcore.ParseLevel(o.logLevel); err != nil {
 		return fmt.Errorf("-log-level: %w", err)
@@ -110,5 +145,18 @@ func (b *byteSize) Set(s string) error {
 		return fmt.Errorf("want a size from 1 to 1024MiB, like 65536, 64KiB or 1MiB")
 	}
 	*b = byteSize(n * mult)
+	return nil
+}
+
+// checkBlocking validates the flags for blocking methods and the cache.
+func (o *options) checkBlocking() error {
+	switch {
+	case o.handlerTimeout <= 0:
+		return fmt.Errorf("-handler-timeout=%v: must be positive", o.handlerTimeout)
+	case o.poolSize < 0, o.queueSize < 1:
+		return errors.New("-pool-size must not be negative and -queue-size must be at least 1")
+	case o.redisDB < 0:
+		return fmt.Errorf("-redis-db=%d: must not be negative", o.redisDB)
+	}
 	return nil
 }

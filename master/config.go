@@ -13,6 +13,7 @@ import (
 const (
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultStartTimeout    = 30 * time.Second
+	DefaultDrainTimeout    = 30 * time.Second
 )
 
 // Config says where to listen and how to start and stop workers.
@@ -40,6 +41,31 @@ type Config struct {
 	// master's own.
 	Stdout, Stderr *os.File
 
+	// DrainTimeout is how long a retired worker (an old generation after a
+	// reload, a recycled or removed one) may drain before it is sent
+	// SIGKILL; 0 means DefaultDrainTimeout.
+	DrainTimeout time.Duration
+	// WorkerTimeout is how long a ready worker may go without a heartbeat
+	// on its status pipe before it is killed and replaced; 0 disables the
+	// watchdog.
+	WorkerTimeout time.Duration
+
+	// Reload, if set, is called on the loop goroutine on SIGHUP to get the
+	// next generation's configuration. An error keeps the running
+	// generation as it is. Path, Env, Stdout, Stderr and the hooks of the
+	// result are ignored: they stay those of the running master.
+	Reload func() (Config, error)
+	// Reopen, if set, is called on the loop goroutine on SIGUSR1, before
+	// the workers are sent SIGUSR1, to reopen the master's log.
+	Reopen func() error
+	// CheckArgs are the arguments SIGUSR2 first runs the binary at Path
+	// with; only if that exits 0 does the master re-execute itself.
+	// Empty means "-version".
+	CheckArgs []string
+	// Inherited is the value of InheritEnv this process was started with
+	// by a master that re-executed itself; empty for a fresh start.
+	Inherited string
+
 	// OnReady, if set, is called once, on the master's loop goroutine, when
 	// every slot's first worker has reported ready. It must not block.
 	OnReady func()
@@ -62,6 +88,15 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = DefaultStartTimeout
 	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = DefaultDrainTimeout
+	}
+	if cfg.WorkerTimeout < 0 {
+		return cfg, fmt.Errorf("check config: negative worker timeout %v", cfg.WorkerTimeout)
+	}
+	if len(cfg.CheckArgs) == 0 {
+		cfg.CheckArgs = []string{"-version"}
+	}
 	if cfg.Path == "" {
 		path, err := os.Executable()
 		if err != nil {
@@ -72,7 +107,7 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Env == nil {
 		cfg.Env = os.Environ()
 	}
-	cfg.Env = withoutVar(cfg.Env, WorkerSlotEnv)
+	cfg.Env = withoutVar(withoutVar(cfg.Env, WorkerSlotEnv), InheritEnv)
 	if cfg.Stdout == nil {
 		cfg.Stdout = os.Stdout
 	}

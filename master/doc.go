@@ -1,40 +1,86 @@
 // Package master runs the rpcd master process: it binds the listening
-// sockets, starts the worker processes, supervises them and stops them.
+// sockets, starts the worker processes, supervises them, replaces them
+// generation by generation, and stops them.
 //
 // # Sockets
 //
 // The master binds one SO_REUSEPORT listening socket per worker slot, all on
-// the same address, and keeps every one of them open until Run returns. A
-// worker that crashes or is replaced therefore never takes its socket with
-// it: connections queued on the socket wait for the next worker of that slot.
+// the same address, and keeps each open while its slot exists. A worker that
+// crashes or is replaced therefore never takes its socket with it:
+// connections queued on the socket wait for the next worker of that slot.
+// The master keeps its copies as bare descriptors, away from the runtime
+// poller and os.File, whose Fd would clear the O_NONBLOCK flag the workers
+// share.
 //
 // # Worker processes
 //
 // A worker is a re-exec of Config.Path with Config.Args and Config.Env, plus
 // WorkerSlotEnv=<slot>. It inherits two descriptors:
 //
-//   - ListenFD: the slot's listening socket. Its O_NONBLOCK flag is shared
-//     with the master's copy; the worker sets it to suit itself.
-//   - ReadyFD: the write end of a pipe. The worker writes one byte once it
-//     accepts connections, then closes it. A worker whose pipe reaches EOF
-//     first never became ready.
+//   - ListenFD: the slot's listening socket.
+//   - StatusFD: the write end of its status pipe, which it keeps open. It
+//     writes StatusReady once it accepts connections, then StatusHeartbeat
+//     at least once a second while its event loop turns, or StatusRecycle
+//     instead when it wants to be replaced.
 //
-// A worker must exit on SIGTERM after a graceful drain, and must notice on its
-// own when the master has died; the master sets no parent-death signal.
+// A worker drains and exits on SIGTERM; on RetireSignal it first accepts
+// what is queued on its socket (its copy is the last one); on ReopenSignal
+// it reopens its log. It must notice on its own when the master has died.
+//
+// # Generations
+//
+// Every worker belongs to a generation. A reload starts a whole new
+// generation beside the running one and waits for each new worker's
+// StatusReady (a handshake, not a timer): only then are the old workers
+// told to drain, and each gets SIGKILL if it has not exited within
+// Config.DrainTimeout. New workers of a slot that lives on inherit the same
+// socket, so nothing queued on it is lost. If a new worker exits or is not
+// ready within Config.StartTimeout, the whole new generation is killed and
+// the running one carries on. A changed address is bound before the new
+// generation starts; the old sockets close as their slots retire.
+//
+// Removing a slot must not reset the connections queued on its socket,
+// which Linux does when the last copy of a SO_REUSEPORT socket closes unless
+// net.ipv4.tcp_migrate_req=1. The master closes its copy and, without that
+// sysctl, sends the slot's worker RetireSignal: it accepts until the queue
+// is empty, closes the socket and ends what it accepted at a frame boundary.
+// A connection that completes its handshake in the microseconds between the
+// last accept and the close is still reset; only the sysctl (or an eBPF
+// reuseport program) closes that window.
 //
 // # Supervision
 //
 // The master reaps every child of the process (wait4 on any pid), so it must
 // be the only code in the process that waits for children, and only one
-// Master may run per process. A worker that exits while the master is not
-// stopping is replaced in its slot after a per-slot exponential backoff. Run
-// fails only when no worker can start at all: every slot failed several times
-// in a row before any worker ever became ready.
+// Master may run per process. A serving worker that exits is replaced in its
+// slot after a per-slot exponential backoff; a worker that sends no status
+// byte for Config.WorkerTimeout is killed and replaced; a worker asking to
+// be recycled gets a replacement first and drains once it is ready. Run
+// fails only when no worker can start at all: every slot failed several
+// times in a row before any worker ever became ready. Crashes after that
+// never stop the master.
 //
 // # Signals
 //
-// SIGTERM, SIGINT and SIGQUIT stop the master gracefully: every worker gets
-// SIGTERM, stragglers get SIGKILL after Config.ShutdownTimeout, and Run
-// returns nil once all have been reaped. SIGHUP is caught and ignored for now.
-// Master.Signal feeds a signal through the same path.
+// One table (signalActions) maps signals to actions; the loop carries them
+// out in a fixed order:
+//
+//   - SIGTERM, SIGINT, SIGQUIT: stop gracefully. Every worker gets SIGTERM,
+//     stragglers SIGKILL after Config.ShutdownTimeout; Run returns nil.
+//   - SIGHUP: reload. Config.Reload supplies the next configuration; an
+//     error is logged and changes nothing. Otherwise a new generation rolls
+//     out, with a changed worker count or address applied.
+//   - SIGUSR2: upgrade in place. The binary at Path must pass a run with
+//     Config.CheckArgs; then the master clears close-on-exec on the sockets
+//     and status pipes, describes them and its workers in InheritEnv, and
+//     execs itself, keeping its pid (so its workers keep their parent). The
+//     new image adopts them (Config.Inherited) and rolls out a new
+//     generation; if that fails, the adopted workers keep serving.
+//   - SIGTTIN, SIGTTOU: one slot more, one slot fewer (never below one).
+//     A reload applies the configured count again.
+//   - SIGUSR1: Config.Reopen, then ReopenSignal to every ready worker.
+//
+// Reload, upgrade and scaling that arrive while a generation is rolling out
+// wait for it to finish; repeated requests merge into one. Master.Signal
+// feeds a signal through the same path.
 package master

@@ -28,6 +28,7 @@ const (
 	behaveExit       = "exit"        // exit 1 at once
 	behaveNeverReady = "never-ready" // never report ready
 	behaveIgnoreTerm = "ignore-term" // ignore SIGTERM
+	behaveRecycle    = "recycle"     // ask to be recycled once ready
 )
 
 func TestMain(m *testing.M) {
@@ -57,7 +58,7 @@ func runFakeWorker(slot, behaviour string) int {
 	if behaviour == behaveIgnoreTerm {
 		signal.Ignore(unix.SIGTERM)
 	} else {
-		signal.Notify(term, unix.SIGTERM)
+		signal.Notify(term, unix.SIGTERM, RetireSignal)
 	}
 	inherited := os.NewFile(ListenFD, "listener")
 	ln, err := net.FileListener(inherited)
@@ -68,9 +69,12 @@ func runFakeWorker(slot, behaviour string) int {
 	}
 	go answerConns(ln, slot)
 	if behaviour != behaveNeverReady {
-		ready := os.NewFile(ReadyFD, "ready")
-		ready.Write([]byte{1})
-		ready.Close()
+		status := os.NewFile(StatusFD, "status")
+		status.Write([]byte{StatusReady})
+		if behaviour == behaveRecycle {
+			status.Write([]byte{StatusRecycle})
+		}
+		status.Close()
 	}
 	orphaned := time.NewTicker(50 * time.Millisecond)
 	for {

@@ -16,29 +16,62 @@ import (
 const (
 	// ListenFD is the worker's copy of its slot's listening socket.
 	ListenFD = 3
-	// ReadyFD is the write end of the readiness pipe: the worker writes
-	// one byte once it accepts connections, then closes it.
-	ReadyFD = 4
+	// StatusFD is the write end of the worker's status pipe, on which it
+	// writes one of the Status bytes at a time and which it keeps open.
+	StatusFD = 4
 	// WorkerSlotEnv names the variable that tells a process it is the
 	// worker of slot <n>.
 	WorkerSlotEnv = "RPCD_WORKER_SLOT"
+	// InheritEnv names the variable in which a master that re-executes
+	// itself describes the sockets and workers it hands over.
+	InheritEnv = "RPCD_MASTER_INHERIT"
 )
 
-// firstExtraFD is the descriptor exec.Cmd.ExtraFiles[0] becomes.
-const firstExtraFD = 3
+// The bytes a worker writes on its status pipe.
+const (
+	// StatusReady: the worker accepts connections. Written once, first.
+	StatusReady byte = 'R'
+	// StatusHeartbeat: the worker's event loop is turning. Written at
+	// least once per WorkerTimeout/2 while it runs.
+	StatusHeartbeat byte = 'H'
+	// StatusRecycle: the worker wants to be replaced (it has served its
+	// maximum number of requests). It may repeat it until it is retired.
+	StatusRecycle byte = 'Q'
+)
 
-// workerFiles lays out a worker's inherited descriptors for exec.Cmd.ExtraFiles.
-func workerFiles(listener, ready *os.File) []*os.File {
-	files := make([]*os.File, max(ListenFD, ReadyFD)-firstExtraFD+1)
-	files[ListenFD-firstExtraFD] = listener
-	files[ReadyFD-firstExtraFD] = ready
+// RetireSignal tells a worker whose slot is being removed to drain as on
+// SIGTERM, but to accept and serve what is queued on its listening socket
+// before closing it: the master has closed its own copy, so the worker's
+// close is the last one and would reset whatever is still queued.
+var RetireSignal = unix.SIGUSR2
+
+// ReopenSignal tells a worker to reopen its log file.
+var ReopenSignal = unix.SIGUSR1
+
+// workerFiles lays out a worker's descriptors for syscall.ProcAttr.Files:
+// index i becomes the child's descriptor i.
+func workerFiles(stdin, stdout, stderr uintptr, listener int, status uintptr) []uintptr {
+	files := make([]uintptr, max(ListenFD, StatusFD)+1)
+	files[0], files[1], files[2] = stdin, stdout, stderr
+	files[ListenFD] = uintptr(listener)
+	files[StatusFD] = status
 	return files
+}
+
+// migrateReqPath is the sysctl that makes Linux move the connections queued
+// on a closed SO_REUSEPORT socket to another socket of its group.
+const migrateReqPath = "/proc/sys/net/ipv4/tcp_migrate_req"
+
+// kernelMigratesQueue reports whether net.ipv4.tcp_migrate_req is 1.
+func kernelMigratesQueue() bool {
+	b, err := os.ReadFile(migrateReqPath)
+	return err == nil && len(b) > 0 && b[0] == '1'
 }
 
 // bindSockets binds n SO_REUSEPORT listening sockets to listen. With port 0
 // the first socket picks the port and the others bind to it. It returns the
 // sockets and the address they share.
-func bindSockets(listen string, n int) (socks []*os.File, addr net.Addr, err error) {
+func bindSockets(listen string, n int) (socks []int, addr net.Addr, err error) {
 	want, err := net.ResolveTCPAddr("tcp", listen)
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen %s: %w", listen, err)
@@ -48,25 +81,44 @@ func bindSockets(listen string, n int) (socks []*os.File, addr net.Addr, err err
 			return nil, nil, err
 		}
 	}
-	defer func() {
-		if err != nil {
-			closeFiles(socks)
-			socks = nil
-		}
-	}()
+	socks, err = bindMore(listen, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	return socks, addrOf(socks[0]), nil
+}
+
+// bindMore binds n more SO_REUSEPORT sockets to listen. With port 0 the
+// first one picks the port and the others bind to it.
+func bindMore(listen string, n int) (socks []int, err error) {
 	for i := range n {
 		sock, got, err := listenReusePort(listen)
 		if err != nil {
-			return socks, nil, fmt.Errorf("bind slot %d: %w", i, err)
+			closeSockets(socks)
+			return nil, fmt.Errorf("bind socket %d: %w", i, err)
 		}
 		socks = append(socks, sock)
 		if i == 0 {
-			addr = got
 			host, _, _ := net.SplitHostPort(listen)
 			listen = net.JoinHostPort(host, strconv.Itoa(got.(*net.TCPAddr).Port))
 		}
 	}
-	return socks, addr, nil
+	return socks, nil
+}
+
+// addrOf returns the local address of a listening socket, or nil.
+func addrOf(sock int) net.Addr {
+	sa, err := unix.Getsockname(sock)
+	if err != nil {
+		return nil
+	}
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(sa.Addr[:]).To16(), Port: sa.Port}
+	case *unix.SockaddrInet6:
+		return &net.TCPAddr{IP: net.IP(sa.Addr[:]), Port: sa.Port}
+	}
+	return nil
 }
 
 // probeFree fails if listen is taken. It binds without SO_REUSEPORT: with
@@ -80,40 +132,34 @@ func probeFree(listen string) error {
 }
 
 // listenReusePort binds one SO_REUSEPORT socket and returns the master's
-// copy of it.
-func listenReusePort(listen string) (*os.File, net.Addr, error) {
+// copy of it as a bare descriptor. The master never accepts, so it keeps
+// its copies away from the runtime poller, and away from os.File, whose Fd
+// would clear the O_NONBLOCK flag the workers share.
+func listenReusePort(listen string) (int, net.Addr, error) {
 	l, err := reuseport.Listen("tcp", listen)
 	if err != nil {
-		return nil, nil, listenError(listen, err)
+		return -1, nil, listenError(listen, err)
 	}
 	defer l.Close()
 	tl, ok := l.(*net.TCPListener)
 	if !ok {
-		return nil, nil, fmt.Errorf("listen %s: got %T, want a TCP listener", listen, l)
+		return -1, nil, fmt.Errorf("listen %s: got %T, want a TCP listener", listen, l)
 	}
-	f, err := tl.File()
+	raw, err := tl.SyscallConn()
 	if err != nil {
-		return nil, nil, fmt.Errorf("listen %s: %w", listen, err)
+		return -1, nil, fmt.Errorf("listen %s: %w", listen, err)
 	}
-	defer f.Close()
-	sock, err := unpolledDup(f)
+	sock, dupErr := -1, error(nil)
+	err = raw.Control(func(fd uintptr) {
+		sock, dupErr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	})
+	if err == nil && dupErr != nil {
+		err = os.NewSyscallError("fcntl", dupErr)
+	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("listen %s: %w", listen, err)
+		return -1, nil, fmt.Errorf("listen %s: %w", listen, err)
 	}
 	return sock, l.Addr(), nil
-}
-
-// unpolledDup returns a copy of f that the runtime poller never watches.
-// The master never accepts, so a polled copy would only wake it up on every
-// incoming connection. f.Fd leaves the socket blocking, so os.NewFile skips
-// the poller and the copy's Fd (called on every spawn) never touches the
-// O_NONBLOCK flag the worker shares.
-func unpolledDup(f *os.File) (*os.File, error) {
-	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return nil, os.NewSyscallError("fcntl", err)
-	}
-	return os.NewFile(uintptr(fd), f.Name()), nil
 }
 
 // listenError names the address and, for an errno, nothing but the errno:
@@ -126,8 +172,8 @@ func listenError(listen string, err error) error {
 	return fmt.Errorf("listen %s: %w", listen, err)
 }
 
-func closeFiles(files []*os.File) {
-	for _, f := range files {
-		f.Close()
+func closeSockets(socks []int) {
+	for _, fd := range socks {
+		unix.Close(fd)
 	}
 }

@@ -25,11 +25,12 @@ var masterRunning atomic.Bool
 
 // WorkerInfo describes one worker slot.
 type WorkerInfo struct {
-	Slot     int
-	Pid      int       // 0 while the slot has no running worker
-	Ready    bool      // the running worker has reported ready
-	Started  time.Time // when the running worker was started
-	Failures int       // consecutive failures of the slot's workers
+	Slot       int
+	Pid        int       // 0 while the slot has no running worker
+	Ready      bool      // the running worker has reported ready
+	Started    time.Time // when the running worker was started
+	Failures   int       // consecutive failures of the slot's workers
+	Generation int       // the running worker's generation (1 at start)
 }
 
 // Master binds the sockets, runs the worker processes and supervises them.
@@ -38,26 +39,31 @@ type Master struct {
 	log     *zap.Logger
 	backoff backoff
 
-	signals     chan os.Signal  // delivered and injected signals
-	readyEvents chan readyEvent // from the readiness pipe watchers
-	done        chan struct{}   // closed when Run returns
-	running     atomic.Bool     // Run has been called
-	mu          sync.Mutex      // guards addr and infos
-	addr        net.Addr        // set once the sockets are bound
-	infos       []WorkerInfo    // snapshot published by the loop
-	state       supervisorState // owned by the Run goroutine
+	signals      chan os.Signal   // delivered and injected signals
+	statusEvents chan statusEvent // from the status pipe watchers
+	done         chan struct{}    // closed when Run returns
+	running      atomic.Bool      // Run has been called
+	mu           sync.Mutex       // guards addr, infos and gen
+	addr         net.Addr         // set once the sockets are bound
+	infos        []WorkerInfo     // snapshot published by the loop
+	gen          int              // published generation
+	state        supervisorState  // owned by the Run goroutine
 }
 
 // supervisorState is the loop's own state; only the Run goroutine touches it.
 type supervisorState struct {
 	slots        []*slot
-	nextSeq      uint64    // identifies spawned workers
-	everReady    bool      // some worker has reported ready
-	announced    bool      // "master ready" logged and OnReady called
-	stopping     bool      // a graceful stop has begun
-	stopDeadline time.Time // when stragglers get SIGKILL
-	killedAll    bool      // stragglers have been sent SIGKILL
-	fatal        error     // Run's result once the workers are gone
+	workers      map[int]*worker // every running worker process by pid
+	gen          int             // the serving generation
+	roll         *rollout        // the generation being started, if any
+	deferred     action          // actions waiting for roll to end
+	nextSeq      uint64          // identifies spawned workers
+	everReady    bool            // some worker has reported ready
+	announced    bool            // "master ready" logged and OnReady called
+	stopping     bool            // a graceful stop has begun
+	stopDeadline time.Time       // when stragglers get SIGKILL
+	killedAll    bool            // stragglers have been sent SIGKILL
+	fatal        error           // Run's result once the workers are gone
 }
 
 // New checks cfg and returns a Master ready to Run. log may be nil.
@@ -70,12 +76,12 @@ func New(cfg Config, log *zap.Logger) (*Master, error) {
 		log = zap.NewNop()
 	}
 	return &Master{
-		cfg:         cfg,
-		log:         log,
-		backoff:     defaultBackoff,
-		signals:     make(chan os.Signal, 32),
-		readyEvents: make(chan readyEvent),
-		done:        make(chan struct{}),
+		cfg:          cfg,
+		log:          log,
+		backoff:      defaultBackoff,
+		signals:      make(chan os.Signal, 32),
+		statusEvents: make(chan statusEvent),
+		done:         make(chan struct{}),
 	}, nil
 }
 
@@ -122,17 +128,48 @@ func (m *Master) Run(ctx context.Context) error {
 	signal.Notify(m.signals, handledSignals()...)
 	defer signal.Stop(m.signals)
 
-	m.reapChildren(time.Now()) // leftovers inherited from before we started
-	socks, addr, err := bindSockets(m.cfg.Listen, m.cfg.Workers)
-	if err != nil {
-		return err
+	m.state.workers = make(map[int]*worker)
+	m.state.gen = 1
+	defer m.closeAllSockets()
+	if m.cfg.Inherited != "" {
+		if err := m.adopt(m.cfg.Inherited, time.Now()); err != nil {
+			return err
+		}
+	} else {
+		socks, addr, err := bindSockets(m.cfg.Listen, m.cfg.Workers)
+		if err != nil {
+			return err
+		}
+		m.setAddr(addr)
+		m.state.slots = newSlots(socks, time.Now())
 	}
-	defer closeFiles(socks)
+	m.reapChildren(time.Now()) // leftovers inherited from before we started
+	return m.loop(ctx)
+}
+
+func (m *Master) setAddr(addr net.Addr) {
 	m.mu.Lock()
 	m.addr = addr
 	m.mu.Unlock()
-	m.state.slots = newSlots(socks, time.Now())
-	return m.loop(ctx)
+}
+
+// closeAllSockets closes the sockets of the slots and of an unfinished
+// rollout when Run returns.
+func (m *Master) closeAllSockets() {
+	for _, s := range m.state.slots {
+		unix.Close(s.sock)
+	}
+	if r := m.state.roll; r != nil {
+		closeSockets(r.newSocks)
+	}
+}
+
+// Generation returns the serving generation: 1 at start, one more for each
+// completed reload or upgrade. Safe to call from any goroutine.
+func (m *Master) Generation() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.gen
 }
 
 // loop is the master's only event loop. Events only record what is to be
@@ -149,14 +186,14 @@ func (m *Master) loop(ctx context.Context) error {
 		m.runSteps(pending, time.Now())
 		pending = 0
 		m.publish()
-		if m.state.stopping && m.liveWorkers() == 0 {
+		if m.state.stopping && len(m.state.workers) == 0 {
 			return m.state.fatal
 		}
 		select {
 		case sig := <-m.signals:
 			pending |= m.actionFor(sig)
-		case ev := <-m.readyEvents:
-			m.handleReady(ev)
+		case ev := <-m.statusEvents:
+			m.handleStatus(ev, time.Now())
 		case <-ctxDone:
 			ctxDone = nil
 			pending |= actStop
@@ -174,7 +211,7 @@ func (m *Master) publish() {
 		infos[i] = s.info()
 	}
 	m.mu.Lock()
-	m.infos = infos
+	m.infos, m.gen = infos, m.state.gen
 	m.mu.Unlock()
 }
 

@@ -295,19 +295,100 @@ func TestStopsGracefully(t *testing.T) {
 	}
 }
 
-func TestIgnoresSIGHUP(t *testing.T) {
-	h := startMaster(t, fakeConfig(2, behaveWell, ""), nil)
-	before := h.waitAllReady(t, 2)
-	h.m.Signal(unix.SIGHUP)
-	waitFor(t, "reload warning", func() bool {
-		return h.logs.FilterMessage("reload is not supported yet; ignoring").Len() == 1
-	})
-	after := h.m.Workers()
-	for i := range before {
-		if after[i].Pid != before[i].Pid || !after[i].Ready {
-			t.Errorf("slot %d after SIGHUP: %+v, before: %+v", i, after[i], before[i])
-		}
+func TestReload(t *testing.T) {
+	newAddr := freePort(t)
+	tests := []struct {
+		name        string
+		reload      func(Config) (Config, error)
+		wantGen     int
+		wantWorkers int
+	}{
+		{name: "same settings", reload: func(c Config) (Config, error) { return c, nil }, wantGen: 2, wantWorkers: 2},
+		{name: "more workers", reload: func(c Config) (Config, error) { c.Workers = 3; return c, nil }, wantGen: 2, wantWorkers: 3},
+		{name: "fewer workers", reload: func(c Config) (Config, error) { c.Workers = 1; return c, nil }, wantGen: 2, wantWorkers: 1},
+		{name: "invalid config", reload: func(c Config) (Config, error) { return c, errors.New("bad key") }, wantGen: 1, wantWorkers: 2},
+		{name: "new address", reload: func(c Config) (Config, error) { c.Listen = newAddr; return c, nil }, wantGen: 2, wantWorkers: 2},
 	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := fakeConfig(2, behaveWell, "")
+			base := cfg
+			cfg.Reload = func() (Config, error) { return tt.reload(base) }
+			h := startMaster(t, cfg, func(*Master) {})
+			h.allowErrorLogs = tt.wantGen == 1
+			before := h.waitAllReady(t, 2)
+			h.m.Signal(unix.SIGHUP)
+			if tt.wantGen == 1 {
+				waitFor(t, "reload refused", func() bool {
+					return h.logs.FilterMessageSnippet("reload failed").Len() == 1
+				})
+			} else {
+				waitFor(t, "new generation", func() bool { return h.m.Generation() == tt.wantGen })
+			}
+			after := h.waitAllReady(t, tt.wantWorkers)
+			for i, w := range after {
+				if i < len(before) && (w.Pid == before[i].Pid) != (tt.wantGen == 1) {
+					t.Errorf("slot %d after SIGHUP: %+v, before: %+v", i, w, before[i])
+				}
+			}
+			if tt.wantGen == 1 {
+				return
+			}
+			if got := h.m.Addr().String(); (got == newAddr) != (tt.name == "new address") {
+				t.Errorf("address %s after the reload", got)
+			}
+			if _, _, err := askSlot(h.m.Addr().String()); err != nil {
+				t.Errorf("new generation does not answer: %v", err)
+			}
+			for _, w := range before {
+				waitFor(t, "old worker drained", func() bool {
+					return len(h.logged("old worker exited", "pid", w.Pid)) == 1
+				})
+			}
+		})
+	}
+}
+
+func TestReloadKillsOldWorkersAtDrainTimeout(t *testing.T) {
+	cfg := fakeConfig(1, behaveIgnoreTerm, "")
+	cfg.ShutdownTimeout, cfg.DrainTimeout = 300*time.Millisecond, 300*time.Millisecond
+	h := startMaster(t, cfg, nil)
+	old := h.waitAllReady(t, 1)[0].Pid
+	h.m.Signal(unix.SIGHUP)
+	waitFor(t, "old worker killed", func() bool {
+		return len(h.logged("old worker did not drain in time; killing", "pid", old)) == 1 &&
+			len(h.logged("old worker exited", "pid", old)) == 1
+	})
+}
+
+func TestRecyclesOnRequest(t *testing.T) {
+	h := startMaster(t, fakeConfig(2, behaveRecycle, "1"), nil)
+	first := h.waitAllReady(t, 2)
+	waitFor(t, "slot 1 recycled", func() bool {
+		return len(h.logged("old worker exited", "pid", first[1].Pid)) == 1
+	})
+	if got := h.logged("recycling worker", "pid", first[0].Pid); len(got) != 0 {
+		t.Errorf("slot 0 was recycled without asking")
+	}
+	if ws := h.waitAllReady(t, 2); ws[0].Pid != first[0].Pid {
+		t.Errorf("slot 0 changed from %d to %d", first[0].Pid, ws[0].Pid)
+	}
+}
+
+func TestScaling(t *testing.T) {
+	h := startMaster(t, fakeConfig(1, behaveWell, ""), nil)
+	h.waitAllReady(t, 1)
+	h.m.Signal(unix.SIGTTIN)
+	ws := h.waitAllReady(t, 2)
+	h.m.Signal(unix.SIGTTOU)
+	h.waitAllReady(t, 1)
+	waitFor(t, "removed worker exits", func() bool {
+		return len(h.logged("old worker exited", "pid", ws[1].Pid)) == 1
+	})
+	h.m.Signal(unix.SIGTTOU)
+	waitFor(t, "last worker kept", func() bool {
+		return h.logs.FilterMessage("not removing the last worker").Len() == 1
+	})
 }
 
 func TestKillsStragglers(t *testing.T) {

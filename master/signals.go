@@ -9,12 +9,16 @@ import (
 )
 
 // action is a set of things the loop has been asked to do.
-type action uint8
+type action uint16
 
 const (
-	actReap   action = 1 << iota // reap exited children
-	actStop                      // stop gracefully
-	actReload                    // reload (not supported yet)
+	actReap         action = 1 << iota // reap exited children
+	actStop                            // stop gracefully
+	actReload                          // roll out a new generation with the reloaded config
+	actUpgrade                         // re-execute the master's binary in place
+	actReopen                          // reopen log files
+	actAddWorker                       // one more slot
+	actRemoveWorker                    // one slot fewer
 )
 
 // signalActions is the master's one signal table. Receiving a signal only
@@ -25,6 +29,10 @@ var signalActions = map[os.Signal]action{
 	unix.SIGINT:  actStop,
 	unix.SIGQUIT: actStop,
 	unix.SIGHUP:  actReload,
+	unix.SIGUSR2: actUpgrade,
+	unix.SIGUSR1: actReopen,
+	unix.SIGTTIN: actAddWorker,
+	unix.SIGTTOU: actRemoveWorker,
 }
 
 func handledSignals() []os.Signal {
@@ -39,6 +47,8 @@ func (m *Master) actionFor(sig os.Signal) action {
 	act, ok := signalActions[sig]
 	if !ok {
 		m.log.Debug("ignoring signal", zap.Stringer("signal", sig))
+	} else if act != actReap {
+		m.log.Info("signal received", zap.Stringer("signal", sig))
 	}
 	return act
 }
@@ -46,17 +56,60 @@ func (m *Master) actionFor(sig os.Signal) action {
 // runSteps carries out the pending actions, then the timed steps, always in
 // this order: reap before deciding on restarts, stop before spawning.
 func (m *Master) runSteps(pending action, now time.Time) {
+	m.runActions(pending, now)
+	m.forgetFailures(now)
+	m.killUnready(now)
+	m.killHung(now)
+	m.killDrained(now)
+	m.spawnDue(now)
+	m.killStragglers(now)
+}
+
+// runActions carries out the actions in pending. Reload, upgrade and
+// scaling wait while a rollout runs (see runDeferred).
+func (m *Master) runActions(pending action, now time.Time) {
 	if pending&actReap != 0 {
 		m.reapChildren(now)
 	}
 	if pending&actStop != 0 {
 		m.stopWorkers(now)
 	}
-	if pending&actReload != 0 {
-		m.log.Warn("reload is not supported yet; ignoring")
+	if m.state.stopping {
+		return
 	}
-	m.forgetFailures(now)
-	m.killUnready(now)
-	m.spawnDue(now)
-	m.killStragglers(now)
+	if pending&actReopen != 0 {
+		m.reopenLogs()
+	}
+	if pending&actUpgrade != 0 {
+		m.upgrade(now)
+	}
+	if pending&actReload != 0 {
+		m.reload(now)
+	}
+	if pending&actAddWorker != 0 {
+		m.addWorker(now)
+	}
+	if pending&actRemoveWorker != 0 {
+		m.removeWorker(now)
+	}
+}
+
+// reopenLogs (SIGUSR1) reopens the master's log, then the workers'.
+func (m *Master) reopenLogs() {
+	if m.cfg.Reopen != nil {
+		if err := m.cfg.Reopen(); err != nil {
+			m.log.Error("reopen log failed", zap.Error(err))
+			return
+		}
+	}
+	// A worker not ready yet may not handle the signal yet; it opens the
+	// log after the rotation anyway.
+	var pids []int
+	for _, w := range m.state.workers {
+		if w.ready {
+			m.signalWorker(w, ReopenSignal)
+			pids = append(pids, w.pid)
+		}
+	}
+	m.log.Info("log reopened", zap.Ints("workers", pids))
 }

@@ -3,8 +3,8 @@ package master
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -13,33 +13,55 @@ import (
 // slot is one worker position: a listening socket and the worker serving it.
 type slot struct {
 	index     int
-	sock      *os.File  // the master's copy, open until Run returns
-	worker    *worker   // nil while no worker runs
+	sock      int       // the master's copy, open while the slot exists
+	worker    *worker   // the serving worker; nil while none runs
+	next      *worker   // a replacement being started; nil if none
 	restartAt time.Time // when to start the next worker; zero if none is due
 	failures  int       // consecutive failures
 	lastErr   error     // why the last worker failed
 	everReady bool      // some worker of this slot has reported ready
 }
 
+// role is what a worker process is to the master.
+type role uint8
+
+const (
+	serving  role = iota // its slot's worker (starting or ready)
+	next                 // its slot's replacement, not serving yet
+	incoming             // a worker of the generation being rolled out
+	retiring             // draining; SIGKILL at drainBy
+)
+
+func (r role) String() string {
+	return [...]string{"serving", "next", "incoming", "retiring"}[r]
+}
+
 // worker is one running worker process.
 type worker struct {
-	seq       uint64 // tells this worker's readiness event from a stale one
-	pid       int
-	proc      *os.Process
-	readyPipe *os.File // read end of the readiness pipe
-	started   time.Time
-	ready     bool
-	killed    bool // sent SIGKILL for not becoming ready in time
+	seq      uint64 // tells this worker's status events from a stale one
+	pid      int
+	proc     *os.Process
+	status   *os.File // read end of the status pipe
+	started  time.Time
+	gen      int
+	slot     *slot
+	role     role
+	ready    bool
+	killed   bool      // sent SIGKILL
+	lastBeat time.Time // last status byte
+	drainBy  time.Time // retiring: when it gets SIGKILL
 }
 
-// readyEvent is what a worker's readiness pipe said: one byte, or EOF.
-type readyEvent struct {
-	slot  int
-	seq   uint64
-	ready bool
+// statusEvent is one byte from a worker's status pipe, or its end (eof).
+type statusEvent struct {
+	pid  int
+	seq  uint64
+	b    byte
+	eof  bool
+	when time.Time
 }
 
-func newSlots(socks []*os.File, now time.Time) []*slot {
+func newSlots(socks []int, now time.Time) []*slot {
 	slots := make([]*slot, len(socks))
 	for i, sock := range socks {
 		slots[i] = &slot{index: i, sock: sock, restartAt: now}
@@ -50,68 +72,92 @@ func newSlots(socks []*os.File, now time.Time) []*slot {
 func (s *slot) info() WorkerInfo {
 	info := WorkerInfo{Slot: s.index, Failures: s.failures}
 	if w := s.worker; w != nil {
-		info.Pid, info.Ready, info.Started = w.pid, w.ready, w.started
+		info.Pid, info.Ready, info.Started, info.Generation = w.pid, w.ready, w.started, w.gen
 	}
 	return info
 }
 
-// spawnWorker starts a worker in slot s, or records why it could not.
-func (m *Master) spawnWorker(s *slot, now time.Time) {
+// spawnWorker starts a worker of generation gen for slot s with args, in
+// the given role. It returns nil, having logged why, if it could not.
+func (m *Master) spawnWorker(s *slot, gen int, args []string, r role, now time.Time) *worker {
 	m.state.nextSeq++
-	w, err := m.startProcess(s, m.state.nextSeq)
+	w, err := m.startProcess(s, args, m.state.nextSeq)
 	if err != nil {
 		m.log.Warn("spawn worker failed", zap.Int("slot", s.index), zap.Error(err))
-		m.recordFailure(s, err, now)
-		return
+		if r == serving {
+			m.recordFailure(s, err, now)
+		}
+		return nil
 	}
-	s.worker = w
-	s.restartAt = time.Time{}
-	m.log.Info("worker started", zap.Int("slot", s.index), zap.Int("pid", w.pid))
-	go m.watchReady(s.index, w.seq, w.readyPipe)
+	w.gen, w.slot, w.role = gen, s, r
+	m.state.workers[w.pid] = w
+	m.log.Info("worker started", zap.Int("slot", s.index), zap.Int("pid", w.pid),
+		zap.Int("generation", gen), zap.Stringer("as", r))
+	go m.watchStatus(w.pid, w.seq, w.status)
+	return w
 }
 
 // startProcess re-execs the worker binary with the slot's socket on ListenFD
-// and a fresh readiness pipe on ReadyFD.
-func (m *Master) startProcess(s *slot, seq uint64) (*worker, error) {
+// and a fresh status pipe on StatusFD.
+func (m *Master) startProcess(s *slot, args []string, seq uint64) (*worker, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("spawn worker %d: %w", s.index, err)
 	}
 	defer w.Close() // the child has its own copy once started
-	cmd := &exec.Cmd{
-		Path:       m.cfg.Path,
-		Args:       append([]string{m.cfg.Path}, m.cfg.Args...),
-		Env:        append(m.cfg.Env[:len(m.cfg.Env):len(m.cfg.Env)], WorkerSlotEnv+"="+strconv.Itoa(s.index)),
-		Stdout:     m.cfg.Stdout,
-		Stderr:     m.cfg.Stderr,
-		ExtraFiles: workerFiles(s.sock, w),
-	}
-	if err := cmd.Start(); err != nil {
+	null, err := os.Open(os.DevNull)
+	if err != nil {
 		r.Close()
 		return nil, fmt.Errorf("spawn worker %d: %w", s.index, err)
 	}
-	return &worker{
-		seq:       seq,
-		pid:       cmd.Process.Pid,
-		proc:      cmd.Process,
-		readyPipe: r,
-		started:   time.Now(),
-	}, nil
+	defer null.Close()
+	pid, err := syscall.ForkExec(m.cfg.Path, append([]string{m.cfg.Path}, args...), &syscall.ProcAttr{
+		Env:   append(m.cfg.Env[:len(m.cfg.Env):len(m.cfg.Env)], WorkerSlotEnv+"="+strconv.Itoa(s.index)),
+		Files: workerFiles(null.Fd(), m.cfg.Stdout.Fd(), m.cfg.Stderr.Fd(), s.sock, w.Fd()),
+	})
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("spawn worker %d: %w", s.index, os.NewSyscallError("fork/exec", err))
+	}
+	now := time.Now()
+	return &worker{seq: seq, pid: pid, proc: findProcess(pid), status: r, started: now, lastBeat: now}, nil
 }
 
-// watchReady waits for a worker's readiness byte or EOF and reports it to
-// the loop. It ends when the loop closes the pipe or Run returns.
-func (m *Master) watchReady(slot int, seq uint64, pipe *os.File) {
-	var b [1]byte
-	n, _ := pipe.Read(b[:])
+// findProcess never fails on Unix: the process is looked up when signalled.
+func findProcess(pid int) *os.Process {
+	p, _ := os.FindProcess(pid)
+	return p
+}
+
+// watchStatus forwards a worker's status bytes to the loop until the pipe
+// ends. It ends when the loop closes the pipe or Run returns.
+func (m *Master) watchStatus(pid int, seq uint64, pipe *os.File) {
+	var buf [64]byte
+	for {
+		n, err := pipe.Read(buf[:])
+		for _, b := range buf[:n] {
+			if !m.sendStatus(statusEvent{pid: pid, seq: seq, b: b, when: time.Now()}) {
+				return
+			}
+		}
+		if err != nil {
+			m.sendStatus(statusEvent{pid: pid, seq: seq, eof: true, when: time.Now()})
+			return
+		}
+	}
+}
+
+func (m *Master) sendStatus(ev statusEvent) bool {
 	select {
-	case m.readyEvents <- readyEvent{slot: slot, seq: seq, ready: n == 1}:
+	case m.statusEvents <- ev:
+		return true
 	case <-m.done:
+		return false
 	}
 }
 
 // release frees what the master holds for an exited worker.
 func (w *worker) release() {
-	w.readyPipe.Close() // unblocks watchReady if a grandchild kept ReadyFD
+	w.status.Close() // unblocks watchStatus if a grandchild kept StatusFD
 	w.proc.Release()
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -33,27 +34,42 @@ func (m *Master) reapChildren(now time.Time) {
 	}
 }
 
-// handleExit frees an exited worker's slot and, unless the master is
-// stopping, schedules its replacement.
+// handleExit forgets an exited worker and acts on what it was.
 func (m *Master) handleExit(pid int, st unix.WaitStatus, now time.Time) {
-	s := m.slotOf(pid)
-	if s == nil {
+	w := m.state.workers[pid]
+	if w == nil {
 		m.log.Debug("reaped unknown child", zap.Int("pid", pid), zap.String("status", describeStatus(st)))
 		return
 	}
-	w := s.worker
-	s.worker = nil
+	delete(m.state.workers, pid)
 	w.release()
-	fields := []zap.Field{zap.Int("slot", s.index), zap.Int("pid", pid), zap.String("status", describeStatus(st))}
-	if m.state.stopping {
+	s := w.slot
+	if s.worker == w {
+		s.worker = nil
+	}
+	if s.next == w {
+		s.next = nil
+	}
+	fields := []zap.Field{zap.Int("slot", s.index), zap.Int("pid", pid),
+		zap.Int("generation", w.gen), zap.String("status", describeStatus(st))}
+	switch {
+	case m.state.stopping:
 		m.log.Info("worker stopped", fields...)
-		return
+	case w.role == retiring:
+		m.log.Info("old worker exited", fields...)
+	case w.role == incoming:
+		m.log.Warn("new worker exited", fields...)
+		m.abortRollout(fmt.Errorf("new worker %d exited: %s", pid, describeStatus(st)))
+	case w.role == next:
+		m.log.Warn("replacement worker exited", fields...)
+		m.recordFailure(s, &ExitError{Pid: pid, Status: st}, now)
+	default:
+		m.log.Warn("worker exited", append(fields, zap.Duration("uptime", now.Sub(w.started)))...)
+		if w.ready && now.Sub(w.started) >= m.backoff.stable {
+			s.failures = 0
+		}
+		m.recordFailure(s, &ExitError{Pid: pid, Status: st}, now)
 	}
-	m.log.Warn("worker exited", append(fields, zap.Duration("uptime", now.Sub(w.started)))...)
-	if w.ready && now.Sub(w.started) >= m.backoff.stable {
-		s.failures = 0
-	}
-	m.recordFailure(s, &ExitError{Pid: pid, Status: st}, now)
 }
 
 // recordFailure counts a failed worker of slot s and schedules the next one.
@@ -101,16 +117,54 @@ func (m *Master) killUnready(now time.Time) {
 	if m.state.stopping {
 		return
 	}
-	for _, s := range m.state.slots {
-		w := s.worker
-		if w == nil || w.ready || w.killed || now.Before(w.started.Add(m.cfg.StartTimeout)) {
+	for _, w := range m.state.workers {
+		if w.ready || w.killed || w.role == retiring || now.Before(w.started.Add(m.cfg.StartTimeout)) {
 			continue
 		}
-		w.killed = true
-		m.log.Warn("worker not ready in time; killing", zap.Int("slot", s.index),
+		m.log.Warn("worker not ready in time; killing", zap.Int("slot", w.slot.index),
 			zap.Int("pid", w.pid), zap.Duration("timeout", m.cfg.StartTimeout))
-		m.signalWorker(w, unix.SIGKILL)
+		m.kill(w)
 	}
+}
+
+// killHung is the watchdog: it kills ready workers whose loop has not sent
+// a heartbeat for WorkerTimeout. They are then replaced like a crash.
+func (m *Master) killHung(now time.Time) {
+	if m.cfg.WorkerTimeout <= 0 || m.state.stopping {
+		return
+	}
+	for _, w := range m.state.workers {
+		if !w.ready || w.killed || now.Sub(w.lastBeat) < m.cfg.WorkerTimeout {
+			continue
+		}
+		m.log.Warn("worker timed out; killing", zap.Int("slot", w.slot.index), zap.Int("pid", w.pid),
+			zap.Duration("silent", now.Sub(w.lastBeat)), zap.Duration("timeout", m.cfg.WorkerTimeout))
+		m.kill(w)
+	}
+}
+
+// killDrained sends SIGKILL to retiring workers past their drain deadline.
+func (m *Master) killDrained(now time.Time) {
+	for _, w := range m.state.workers {
+		if w.role == retiring && !w.killed && !now.Before(w.drainBy) {
+			m.log.Warn("old worker did not drain in time; killing", zap.Int("pid", w.pid),
+				zap.Duration("timeout", m.cfg.DrainTimeout))
+			m.kill(w)
+		}
+	}
+}
+
+// excuseSilence moves every worker's last heartbeat up to now, after the
+// loop itself was busy and could not read them.
+func (m *Master) excuseSilence(now time.Time) {
+	for _, w := range m.state.workers {
+		w.lastBeat = now
+	}
+}
+
+func (m *Master) kill(w *worker) {
+	w.killed = true
+	m.signalWorker(w, unix.SIGKILL)
 }
 
 // spawnDue starts a worker in every empty slot whose restart time has come.
@@ -120,7 +174,8 @@ func (m *Master) spawnDue(now time.Time) {
 			return
 		}
 		if s.worker == nil && !s.restartAt.IsZero() && !now.Before(s.restartAt) {
-			m.spawnWorker(s, now)
+			s.restartAt = time.Time{}
+			s.worker = m.spawnWorker(s, m.state.gen, m.cfg.Args, serving, now)
 		}
 	}
 }
@@ -154,12 +209,11 @@ func (m *Master) killStragglers(now time.Time) {
 // signalWorkers sends sig to every running worker and returns their pids.
 func (m *Master) signalWorkers(sig os.Signal) []int {
 	var pids []int
-	for _, s := range m.state.slots {
-		if w := s.worker; w != nil {
-			m.signalWorker(w, sig)
-			pids = append(pids, w.pid)
-		}
+	for _, w := range m.state.workers {
+		m.signalWorker(w, sig)
+		pids = append(pids, w.pid)
 	}
+	slices.Sort(pids)
 	return pids
 }
 
@@ -172,23 +226,39 @@ func (m *Master) signalWorker(w *worker, sig os.Signal) {
 	}
 }
 
-// handleReady records what a worker's readiness pipe said.
-func (m *Master) handleReady(ev readyEvent) {
-	s := m.state.slots[ev.slot]
-	w := s.worker
-	if w == nil || w.seq != ev.seq {
-		return // that worker is gone already
+// handleStatus acts on a byte from a worker's status pipe.
+func (m *Master) handleStatus(ev statusEvent, now time.Time) {
+	w := m.state.workers[ev.pid]
+	if w == nil || w.seq != ev.seq || ev.eof {
+		return // that worker is gone, or its exit is on its way
 	}
-	if !ev.ready {
-		m.log.Debug("worker closed its ready pipe without reporting ready",
-			zap.Int("slot", s.index), zap.Int("pid", w.pid))
-		return
+	w.lastBeat = ev.when
+	// A heartbeat also means ready: the ready byte of a worker adopted
+	// across an upgrade may have been read by the old image.
+	if !w.ready && (ev.b == StatusReady || ev.b == StatusHeartbeat) {
+		m.markReady(w, now)
 	}
+	if ev.b == StatusRecycle {
+		m.recycle(w, now)
+	}
+}
+
+// markReady records that w accepts connections and acts on what that
+// completes: a replacement, a rollout, the master's start.
+func (m *Master) markReady(w *worker, now time.Time) {
 	w.ready = true
-	s.everReady = true
-	m.state.everReady = true
-	m.log.Info("worker ready", zap.Int("slot", s.index), zap.Int("pid", w.pid))
-	m.announceReady()
+	s := w.slot
+	m.log.Info("worker ready", zap.Int("slot", s.index), zap.Int("pid", w.pid), zap.Int("generation", w.gen))
+	switch w.role {
+	case serving:
+		s.everReady = true
+		m.state.everReady = true
+		m.announceReady()
+	case next:
+		m.promote(s, now)
+	case incoming:
+		m.commitIfReady(now)
+	}
 }
 
 // announceReady logs "master ready" and calls OnReady once every slot's
@@ -210,7 +280,8 @@ func (m *Master) announceReady() {
 	}
 }
 
-// nextDeadline returns when the next timed step is due.
+// nextDeadline returns when the next timed step is due. Watchdog, drain
+// and rollout deadlines are checked on the loop's regular tick.
 func (m *Master) nextDeadline() (at time.Time, ok bool) {
 	consider := func(t time.Time) {
 		if !ok || t.Before(at) {
@@ -224,31 +295,14 @@ func (m *Master) nextDeadline() (at time.Time, ok bool) {
 		return at, ok
 	}
 	for _, s := range m.state.slots {
-		switch w := s.worker; {
-		case w == nil && !s.restartAt.IsZero():
+		if s.worker == nil && !s.restartAt.IsZero() {
 			consider(s.restartAt)
-		case w != nil && !w.ready && !w.killed:
+		}
+	}
+	for _, w := range m.state.workers {
+		if !w.ready && !w.killed && w.role != retiring {
 			consider(w.started.Add(m.cfg.StartTimeout))
 		}
 	}
 	return at, ok
-}
-
-func (m *Master) slotOf(pid int) *slot {
-	for _, s := range m.state.slots {
-		if s.worker != nil && s.worker.pid == pid {
-			return s
-		}
-	}
-	return nil
-}
-
-func (m *Master) liveWorkers() int {
-	n := 0
-	for _, s := range m.state.slots {
-		if s.worker != nil {
-			n++
-		}
-	}
-	return n
 }

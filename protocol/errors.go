@@ -21,6 +21,12 @@ const (
 	// CodeOverloaded: the server has no room to queue the request now; it was
 	// not run, and may be sent again later.
 	CodeOverloaded = "overloaded"
+	// CodeTimeout: the handler did not answer within the server's handler
+	// timeout. It may still have run, in part or in full.
+	CodeTimeout = "timeout"
+	// CodeUnavailable: a service the method depends on (such as the cache's
+	// Redis) is not configured or not reachable now. The connection carries on.
+	CodeUnavailable = "unavailable"
 )
 
 // Error is an error answer: a code from the Code* constants (or a handler's own)

@@ -17,14 +17,19 @@ var null = []byte("null")
 func ParseRequest(body []byte, req *Request) error {
 	var in, params span
 	var hasIn, hasParams bool
-	err := parseEnvelope(body, func(key, val span) {
+	obj, err := openObject(body)
+	for err == nil {
+		key, val, ok, e := obj.next()
+		if err = e; !ok {
+			break
+		}
 		switch {
 		case keyIs(body, key, "in"):
 			in, hasIn = val, true
 		case keyIs(body, key, "params"):
 			params, hasParams = val, true
 		}
-	})
+	}
 	if err != nil {
 		return err
 	}

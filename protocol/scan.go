@@ -118,36 +118,41 @@ func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
 
+// plainString marks the bytes a string holds as themselves: printable ASCII
+// other than the quote and the backslash.
+var plainString = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // scanString validates the string starting at the quote b[i] and returns the
 // index past its closing quote and whether it holds escapes. Control characters
 // and invalid UTF-8 are rejected, so any string echoed back stays valid JSON.
 func scanString(b []byte, i int) (int, bool, *syntaxError) {
 	escaped := false
 	for i++; i < len(b); {
+		// Most strings are plain ASCII: skip it a byte per table lookup.
+		for i < len(b) && plainString[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
 		c := b[i]
 		switch {
 		case c == '"':
 			return i + 1, escaped, nil
 		case c == '\\':
 			escaped = true
-			if i+1 >= len(b) {
-				return i, escaped, unexpected(b, i+1)
+			n, err := scanEscape(b, i)
+			if err != nil {
+				return i, escaped, err
 			}
-			switch b[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if len(b)-i < 6 || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
-					return i, escaped, &syntaxError{i, "invalid \\u escape"}
-				}
-				i += 6
-			default:
-				return i, escaped, &syntaxError{i, "invalid escape"}
-			}
+			i += n
 		case c < 0x20:
 			return i, escaped, &syntaxError{i, "control character in string"}
-		case c < utf8.RuneSelf:
-			i++
 		default:
 			r, size := utf8.DecodeRune(b[i:])
 			if r == utf8.RuneError && size == 1 {
@@ -157,6 +162,23 @@ func scanString(b []byte, i int) (int, bool, *syntaxError) {
 		}
 	}
 	return i, escaped, unexpected(b, i)
+}
+
+// scanEscape validates the escape at the backslash b[i] and returns its length.
+func scanEscape(b []byte, i int) (int, *syntaxError) {
+	if i+1 >= len(b) {
+		return 0, unexpected(b, i+1)
+	}
+	switch b[i+1] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		return 2, nil
+	case 'u':
+		if len(b)-i < 6 || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
+			return 0, &syntaxError{i, "invalid \\u escape"}
+		}
+		return 6, nil
+	}
+	return 0, &syntaxError{i, "invalid escape"}
 }
 
 func scanArray(b []byte, i, depth int) (int, *syntaxError) {

@@ -12,8 +12,9 @@ import (
 
 // Defaults applied by New to zero Config fields.
 const (
-	DefaultMaxPending = 4 << 20
-	DefaultQueueSize  = 1024
+	DefaultMaxPending     = 4 << 20
+	DefaultQueueSize      = 1024
+	DefaultHandlerTimeout = 10 * time.Second
 )
 
 // Config tunes a Worker. Zero fields take defaults.
@@ -25,6 +26,14 @@ type Config struct {
 	MaxPending  int           // per-conn cap on unsent answer bytes before reading pauses; default DefaultMaxPending
 	PoolSize    int           // offload goroutines; default GOMAXPROCS
 	QueueSize   int           // offload queue bound, full => overloaded; default DefaultQueueSize
+	// HandlerTimeout bounds each Blocking call, from the moment it is queued:
+	// its ctx carries the deadline, and the loop answers timeout once it passes.
+	// Default DefaultHandlerTimeout.
+	HandlerTimeout time.Duration
+	// Heartbeat, if set, is called on the loop goroutine at most once per
+	// sweep tick (at most a second apart while the loop turns), so that a
+	// supervisor can tell a stuck loop from a quiet one.
+	Heartbeat func()
 }
 
 // withDefaults validates c and fills in its zero fields.
@@ -32,7 +41,7 @@ func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.ByteOrder != protocol.LittleEndian && c.ByteOrder != protocol.BigEndian:
 		return c, fmt.Errorf("byte order %d: unknown", c.ByteOrder)
-	case c.IdleTimeout < 0, c.ReadTimeout < 0:
+	case c.IdleTimeout < 0, c.ReadTimeout < 0, c.HandlerTimeout < 0:
 		return c, errors.New("timeouts must not be negative")
 	case c.MaxPending < 0, c.PoolSize < 0, c.QueueSize < 0:
 		return c, errors.New("MaxPending, PoolSize and QueueSize must not be negative")
@@ -48,6 +57,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.QueueSize == 0 {
 		c.QueueSize = DefaultQueueSize
+	}
+	if c.HandlerTimeout == 0 {
+		c.HandlerTimeout = DefaultHandlerTimeout
 	}
 	return c, nil
 }

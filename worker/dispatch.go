@@ -69,7 +69,7 @@ func (w *Worker) dispatch(c *conn, body []byte) {
 		w.offload(c, h)
 	default:
 		w.rep.reset()
-		err := callHandler(w.log, h, w.req.Method, w.req.Params, &w.rep)
+		err := callHandler(context.Background(), w.log, h, w.req.Method, w.req.Params, &w.rep)
 		w.answer(c, &w.rep, err)
 	}
 }
@@ -84,7 +84,8 @@ func (w *Worker) offload(c *conn, h Handler) {
 	method, params := w.req.Method, w.req.Params
 	buf := make([]byte, len(method)+len(params))
 	copy(buf[copy(buf, method):], params)
-	j := job{h: h, buf: buf, split: len(method), fd: c.fd, connID: c.id, seq: q.nextSeq()}
+	at := w.now + int64(w.cfg.HandlerTimeout)
+	j := job{h: h, buf: buf, split: len(method), fd: c.fd, connID: c.id, seq: q.nextSeq(), deadline: w.deadlineAt(at)}
 	if !w.pool.submit(j) {
 		if q.empty() {
 			w.dropQueue(c)
@@ -93,6 +94,7 @@ func (w *Worker) offload(c *conn, h Handler) {
 		return
 	}
 	q.pushPending()
+	w.trackDeadline(c, j.seq, at)
 }
 
 // answer encodes rep, or err when non-nil, as c's next answer: behind c's
@@ -142,7 +144,7 @@ func badRequest(err error) *protocol.Error {
 
 // callHandler runs h, turning a panic into an internal error logged with the
 // method. Safe from any goroutine.
-func callHandler(log *zap.Logger, h Handler, method, params []byte, rep *Reply) (err error) {
+func callHandler(ctx context.Context, log *zap.Logger, h Handler, method, params []byte, rep *Reply) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			log.Error("handler panicked", zap.String("method", string(method)),
@@ -150,7 +152,7 @@ func callHandler(log *zap.Logger, h Handler, method, params []byte, rep *Reply) 
 			err = protocol.Errorf(protocol.CodeInternal, "method %q panicked", method)
 		}
 	}()
-	return h(context.Background(), params, rep)
+	return h(ctx, params, rep)
 }
 
 // routeResults files finished pooled answers into their conns' slots, then
@@ -165,11 +167,21 @@ func (w *Worker) routeResults() {
 		if r.isErr {
 			w.stats.errors.Add(1)
 		}
-		if c.flags&touched == 0 {
-			c.flags |= touched
-			w.touched = append(w.touched, c)
-		}
+		w.markTouched(c)
 	}
+	w.settleTouched()
+}
+
+// markTouched lists c for settling once after a batch of pooled answers.
+func (w *Worker) markTouched(c *conn) {
+	if c.flags&touched == 0 {
+		c.flags |= touched
+		w.touched = append(w.touched, c)
+	}
+}
+
+// settleTouched settles each listed conn once.
+func (w *Worker) settleTouched() {
 	for i, c := range w.touched {
 		c.flags &^= touched
 		w.settle(c)
@@ -205,18 +217,22 @@ func (w *Worker) releaseReady(c *conn) {
 	}
 }
 
+// newQueue returns an empty queue numbered from seqFloor, so a late pooled
+// answer meant for a conn's earlier queue never matches a slot of this one.
 func (w *Worker) newQueue() *answerQueue {
+	q := new(answerQueue)
 	if n := len(w.freeQueues); n > 0 {
-		q := w.freeQueues[n-1]
+		q = w.freeQueues[n-1]
 		w.freeQueues = w.freeQueues[:n-1]
-		return q
 	}
-	return new(answerQueue)
+	q.headSeq = w.seqFloor
+	return q
 }
 
 func (w *Worker) dropQueue(c *conn) {
 	q := c.order
 	c.order = nil
+	w.seqFloor = max(w.seqFloor, q.nextSeq())
 	if len(w.freeQueues) < maxFreeQueues && cap(q.slots) <= maxPooledPerConn {
 		q.reset()
 		w.freeQueues = append(w.freeQueues, q)

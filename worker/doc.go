@@ -22,6 +22,12 @@
 // on. Answers on a connection go out in request order whatever mode produced
 // them.
 //
+// A Blocking call's ctx carries a deadline Config.HandlerTimeout after its
+// request was read. The loop answers timeout at that deadline, in the call's
+// place in the order, whether or not the handler has returned; a result that
+// comes later is dropped, and a call still queued at its deadline never runs.
+// Inline handlers get no deadline: they must not block.
+//
 // # Errors and limits
 //
 // A framing error (zero length, or a length over Config.MaxFrame) is answered

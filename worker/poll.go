@@ -110,7 +110,7 @@ func (k *waker) close() error {
 // readFD reads from fd, retrying interrupted calls. n is never negative.
 func readFD(fd int, b []byte) (int, error) {
 	for {
-		n, err := unix.Read(fd, b)
+		n, err := rawRead(fd, b)
 		if err == unix.EINTR {
 			continue
 		}
@@ -124,7 +124,7 @@ func readFD(fd int, b []byte) (int, error) {
 // writeFD writes to fd once, retrying interrupted calls. n is never negative.
 func writeFD(fd int, b []byte) (int, error) {
 	for {
-		n, err := unix.Write(fd, b)
+		n, err := rawWrite(fd, b)
 		if err == unix.EINTR {
 			continue
 		}

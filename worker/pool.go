@@ -1,8 +1,10 @@
 package worker
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -18,6 +20,9 @@ type job struct {
 	fd     int32
 	connID uint64
 	seq    uint64 // the answer slot on the connection
+	// deadline ends the call: its ctx carries it, and a job still queued at
+	// its deadline is answered timeout without running.
+	deadline time.Time
 }
 
 func (j *job) method() []byte { return j.buf[:j.split] }
@@ -39,6 +44,7 @@ type pool struct {
 	order   protocol.ByteOrder
 	log     *zap.Logger
 	wake    func()
+	timeout *protocol.Error // the answer for a job past its deadline
 	stopped atomic.Bool
 
 	mu      sync.Mutex
@@ -46,8 +52,8 @@ type pool struct {
 	spare   []result // the loop's previous batch, reused; loop only
 }
 
-func newPool(size, queue int, order protocol.ByteOrder, log *zap.Logger, wake func()) *pool {
-	p := &pool{jobs: make(chan job, queue), order: order, log: log, wake: wake}
+func newPool(size, queue int, order protocol.ByteOrder, log *zap.Logger, wake func(), timeout *protocol.Error) *pool {
+	p := &pool{jobs: make(chan job, queue), order: order, log: log, wake: wake, timeout: timeout}
 	for range size {
 		go p.run()
 	}
@@ -80,11 +86,26 @@ func (p *pool) run() {
 		}
 		rep.reset()
 		res := result{fd: j.fd, connID: j.connID, seq: j.seq}
-		err := callHandler(p.log, j.h, j.method(), j.params(), &rep)
+		err := p.call(&j, &rep)
 		buf := make([]byte, 0, answerOverhead+len(rep.out)+len(rep.result))
 		res.frame, res.isErr = encodeAnswer(buf, p.order, &rep, err)
 		p.deliver(res)
 	}
+}
+
+// call runs j's handler under its deadline. An answer that comes too late
+// becomes timeout, whatever the handler returned.
+func (p *pool) call(j *job, rep *Reply) error {
+	if !time.Now().Before(j.deadline) {
+		return p.timeout
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), j.deadline)
+	defer cancel()
+	err := callHandler(ctx, p.log, j.h, j.method(), j.params(), rep)
+	if ctx.Err() != nil {
+		return p.timeout
+	}
+	return err
 }
 
 // deliver queues res for the loop and wakes it. Safe from any goroutine.

@@ -36,6 +36,7 @@ type Worker struct {
 	waker    waker
 	started  atomic.Bool
 	shutdown atomic.Bool
+	retire   atomic.Bool // drain takes the listener's accept queue first
 
 	// Loop state: touched only by the goroutine running Serve.
 	poll          *poller
@@ -53,6 +54,9 @@ type Worker struct {
 	req           protocol.Request
 	touched       []*conn // conns with routed pool results, settled once each
 	freeQueues    []*answerQueue
+	seqFloor      uint64 // first slot number for the next answer queue
+	deadlines     deadlineQueue
+	timeoutFrame  []byte // the answer for a pooled request past its deadline
 	epoch         time.Time
 	now           int64 // coarse clock: nanoseconds since epoch, read once per wakeup
 	lastSweep     int64
@@ -136,6 +140,29 @@ func (w *Worker) Shutdown() {
 // Stats returns the worker's counters. Safe from any goroutine.
 func (w *Worker) Stats() Stats { return w.stats.snapshot() }
 
+// Retire is Shutdown for a worker holding the last copy of its listening
+// socket: before closing it, the drain accepts every connection queued on
+// it, which closing would reset, and ends each at a frame boundary like the
+// rest. Safe from any goroutine.
+func (w *Worker) Retire() {
+	w.retire.Store(true)
+	w.Shutdown()
+}
+
+// maxQueuedAccepts bounds acceptQueued on a socket that keeps receiving.
+const maxQueuedAccepts = 1 << 16
+
+// acceptQueued accepts until the listener's queue is empty.
+func (w *Worker) acceptQueued() {
+	for range maxQueuedAccepts / acceptBatch {
+		before := w.stats.accepted.Load()
+		w.acceptConns()
+		if !w.listening || w.stats.accepted.Load()-before < acceptBatch {
+			return
+		}
+	}
+}
+
 // openLoop creates the epoll instance, the wake-up eventfd, the offload pool and
 // the shared buffers.
 func (w *Worker) openLoop() error {
@@ -153,7 +180,9 @@ func (w *Worker) openLoop() error {
 	w.rbuf = make([]byte, readBufferSize)
 	w.out = make([]byte, 0, readBufferSize)
 	w.epoch = time.Now()
-	w.pool = newPool(w.cfg.PoolSize, w.cfg.QueueSize, w.cfg.ByteOrder, w.log, w.waker.wake)
+	timeout := timeoutError(w.cfg.HandlerTimeout)
+	w.timeoutFrame = protocol.AppendError(nil, w.cfg.ByteOrder, timeout)
+	w.pool = newPool(w.cfg.PoolSize, w.cfg.QueueSize, w.cfg.ByteOrder, w.log, w.waker.wake, timeout)
 	return nil
 }
 
@@ -201,6 +230,7 @@ func (w *Worker) run() error {
 		for _, ev := range events {
 			w.handleEvent(ev)
 		}
+		w.expireDeadlines()
 		// Accept only after the whole batch: a descriptor closed above and
 		// reused by accept4 must not receive an event meant for its old owner.
 		if w.acceptPending {
@@ -209,6 +239,9 @@ func (w *Worker) run() error {
 		}
 		if time.Duration(w.now-w.lastSweep) >= w.tick {
 			w.sweep()
+			if w.cfg.Heartbeat != nil {
+				w.cfg.Heartbeat()
+			}
 		}
 	}
 	return nil
@@ -218,7 +251,7 @@ func (w *Worker) clock() int64 { return int64(time.Since(w.epoch)) }
 
 // waitMillis is how long the next wait may block: until the next sweep is due.
 func (w *Worker) waitMillis() int {
-	left := w.tick - time.Duration(w.clock()-w.lastSweep)
+	left := min(w.tick-time.Duration(w.clock()-w.lastSweep), w.deadlineWait())
 	if left <= 0 {
 		return 0
 	}
@@ -255,6 +288,9 @@ func (w *Worker) handleWake() {
 func (w *Worker) startDrain() {
 	w.draining = true
 	w.tick = min(w.tick, drainTick)
+	if w.retire.Load() {
+		w.acceptQueued()
+	}
 	w.closeListener()
 	w.log.Info("draining", zap.Int64("open", w.stats.open.Load()))
 	for _, c := range w.conns {

@@ -8,29 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+
+	"github.com/rpcd/rpcd/bench/internal/jsonping"
 )
-
-// maxFrame is the largest request body accepted.
-const maxFrame = 1 << 20
-
-type request struct {
-	In     string          `json:"in"`
-	Params json.RawMessage `json:"params"`
-}
-
-type response struct {
-	Out    string `json:"out"`
-	Result any    `json:"result"`
-}
-
-type errorResult struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-func errorResponse(code, format string, args ...any) response {
-	return response{Out: "error", Result: errorResult{Code: code, Message: fmt.Sprintf(format, args...)}}
-}
 
 // serveConn answers the requests of one connection in order until it closes.
 func serveConn(conn net.Conn, order binary.ByteOrder) {
@@ -47,9 +27,9 @@ func serveConn(conn net.Conn, order binary.ByteOrder) {
 			return
 		}
 		n := order.Uint32(header[:])
-		if n == 0 || n > maxFrame {
+		if n == 0 || n > jsonping.MaxFrame {
 			// The stream cannot be resynchronised: answer, then hang up.
-			if writeFrame(w, enc, &out, order, frameError(n)) == nil {
+			if writeFrame(w, enc, &out, order, jsonping.FrameError(n)) == nil {
 				w.Flush()
 			}
 			return
@@ -61,7 +41,7 @@ func serveConn(conn net.Conn, order binary.ByteOrder) {
 		if _, err := io.ReadFull(r, body); err != nil {
 			return
 		}
-		if err := writeFrame(w, enc, &out, order, handle(body)); err != nil {
+		if err := writeFrame(w, enc, &out, order, jsonping.Handle(body)); err != nil {
 			return
 		}
 		// Flush only once no further request is waiting, so that the answers to
@@ -74,35 +54,8 @@ func serveConn(conn net.Conn, order binary.ByteOrder) {
 	}
 }
 
-// frameError is the answer to a frame length that is zero or too large.
-func frameError(n uint32) response {
-	if n == 0 {
-		return errorResponse("bad_frame", "frame length is zero")
-	}
-	return errorResponse("frame_too_large", "frame of %d bytes exceeds %d", n, maxFrame)
-}
-
-// handle decodes one request body and computes its answer.
-func handle(body []byte) response {
-	var req request
-	if err := json.Unmarshal(body, &req); err != nil {
-		return errorResponse("bad_request", "decode request: %v", err)
-	}
-	switch req.In {
-	case "":
-		return errorResponse("bad_request", `request has no "in"`)
-	case "ping":
-		if req.Params == nil {
-			req.Params = json.RawMessage("null")
-		}
-		return response{Out: "pong", Result: req.Params}
-	default:
-		return errorResponse("unknown_method", "unknown method %q", req.In)
-	}
-}
-
 // writeFrame encodes resp into out and buffers it on w as one frame.
-func writeFrame(w *bufio.Writer, enc *json.Encoder, out *bytes.Buffer, order binary.ByteOrder, resp response) error {
+func writeFrame(w *bufio.Writer, enc *json.Encoder, out *bytes.Buffer, order binary.ByteOrder, resp jsonping.Response) error {
 	out.Reset()
 	if err := enc.Encode(resp); err != nil {
 		return fmt.Errorf("encode answer: %w", err)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rpcd/rpcd/bench/internal/jsonping"
 )
 
 // dialServer starts serve on 127.0.0.1:0 and connects to it.
@@ -88,7 +90,7 @@ func TestBadFrameClosesConnection(t *testing.T) {
 		wantCode string
 	}{
 		{name: "zero length", length: 0, wantCode: `"code":"bad_frame"`},
-		{name: "too large", length: maxFrame + 1, wantCode: `"code":"frame_too_large"`},
+		{name: "too large", length: jsonping.MaxFrame + 1, wantCode: `"code":"frame_too_large"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

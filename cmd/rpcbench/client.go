@@ -8,8 +8,6 @@ import (
 	"net"
 	"sync/atomic"
 	"time"
-
-	"github.com/rpcd/rpcd/protocol"
 )
 
 const (
@@ -37,12 +35,12 @@ type client struct {
 	batch    []byte       // depth copies of the request frame
 	frameLen int
 	inflight sendQueue
-	isPing   bool
-	resp     protocol.Response // reused for every answer
+	wire     wire
 }
 
 func newClient(cfg *config, sched *schedule) *client {
-	frame := protocol.AppendRequest(nil, cfg.byteOrder, cfg.method, cfg.params)
+	w := newWire(cfg)
+	frame := w.request()
 	return &client{
 		cfg:      cfg,
 		sched:    sched,
@@ -50,7 +48,7 @@ func newClient(cfg *config, sched *schedule) *client {
 		batch:    bytes.Repeat(frame, cfg.depth),
 		frameLen: len(frame),
 		inflight: newSendQueue(cfg.depth),
-		isPing:   cfg.method == "ping",
+		wire:     w,
 	}
 }
 
@@ -94,7 +92,7 @@ func (c *client) run() {
 // schedule is finished and every request sent has been answered.
 func (c *client) session(conn net.Conn) error {
 	c.inflight.reset()
-	r := frameReader{conn: conn, order: c.cfg.byteOrder, sched: c.sched}
+	r := frameReader{conn: conn, wire: c.wire, sched: c.sched}
 	var deadlineSet time.Duration = -deadlineRefresh
 	for {
 		now := c.sched.now()
@@ -153,18 +151,12 @@ func (c *client) readAnswers(r *frameReader) error {
 
 // check verifies one answer body and counts it if it is wrong or an error.
 func (c *client) check(body []byte) {
-	resp := &c.resp
-	if err := protocol.ParseResponse(body, resp); err != nil {
+	switch v := c.wire.check(body); {
+	case v.mismatch:
 		c.stats.recordMismatch(body)
-		return
-	}
-	if string(resp.Out) == "error" {
+	case v.errCode != "":
 		c.stats.errorAnswers++
-		c.stats.errorCodes[errorCode(resp.Result)]++
-		return
-	}
-	if c.isPing && (string(resp.Out) != "pong" || !bytes.Equal(resp.Result, c.cfg.params)) {
-		c.stats.recordMismatch(body)
+		c.stats.errorCodes[v.errCode]++
 	}
 }
 
@@ -211,7 +203,7 @@ func (q *sendQueue) pop() (sentAt time.Duration, measured bool) {
 // frameReader splits answer frames out of what is read from the connection.
 type frameReader struct {
 	conn       net.Conn
-	order      protocol.ByteOrder
+	wire       wire
 	sched      *schedule
 	buf        []byte
 	start, end int           // buf[start:end] is received and not yet consumed
@@ -222,7 +214,7 @@ type frameReader struct {
 // reader's buffer and is valid until the following call.
 func (r *frameReader) next() ([]byte, error) {
 	for {
-		body, n, err := protocol.Split(r.buf[r.start:r.end], r.order, maxAnswer)
+		body, n, err := r.wire.split(r.buf[r.start:r.end])
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", errBadFrame, err)
 		}
@@ -238,7 +230,7 @@ func (r *frameReader) next() ([]byte, error) {
 
 // buffered reports whether a whole frame (or a framing error) is already received.
 func (r *frameReader) buffered() bool {
-	_, n, err := protocol.Split(r.buf[r.start:r.end], r.order, maxAnswer)
+	_, n, err := r.wire.split(r.buf[r.start:r.end])
 	return n > 0 || err != nil
 }
 
@@ -246,7 +238,7 @@ func (r *frameReader) buffered() bool {
 func (r *frameReader) fill() error {
 	const minRead = 64 << 10
 	pending := r.buf[r.start:r.end]
-	need := max(protocol.Missing(pending, r.order), 1)
+	need := max(r.wire.missing(pending), 1)
 	if r.start > 0 && r.end+need > len(r.buf) {
 		r.end = copy(r.buf, pending)
 		r.start = 0

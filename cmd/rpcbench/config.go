@@ -26,6 +26,7 @@ type config struct {
 	byteOrder protocol.ByteOrder
 	pid       int // server pid to account CPU for; 0: none
 	json      bool
+	redis     bool // speak RESP and send PING instead of rpcd frames
 }
 
 // errFlagsReported marks a flag error that the flag package already printed,
@@ -50,6 +51,7 @@ func parseArgs(args []string, output io.Writer) (config, error) {
 	fs.StringVar(&byteOrder, "byteorder", "little", "frame length byte order: little or big")
 	fs.IntVar(&cfg.pid, "pid", 0, "server pid whose CPU time (and its children's) is reported")
 	fs.BoolVar(&cfg.json, "json", false, "print one JSON object instead of text")
+	fs.BoolVar(&cfg.redis, "redis", false, "send the Redis PING command (RESP) and expect +PONG; -in and -params are ignored")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return config{}, err
 	} else if err != nil {
@@ -68,6 +70,9 @@ func parseArgs(args []string, output io.Writer) (config, error) {
 	}
 	if err := cfg.validate(); err != nil {
 		return config{}, err
+	}
+	if cfg.redis {
+		cfg.method, cfg.params = "PING", nil
 	}
 	return cfg, nil
 }

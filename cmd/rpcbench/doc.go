@@ -5,7 +5,7 @@
 //
 //	rpcbench -addr 127.0.0.1:8080 -c CONNS -depth PIPELINE -d DURATION \
 //	    -in METHOD -params JSON [-byteorder little|big] [-pid PID] [-json] \
-//	    [-warmup DUR] [-n TOTAL]
+//	    [-warmup DUR] [-n TOTAL] [-redis]
 //
 // Each of the CONNS connections keeps PIPELINE requests outstanding: it writes
 // requests until PIPELINE are in flight (one write for the batch), waits for one
@@ -26,6 +26,11 @@
 // With -pid, the CPU time of that process and its direct children (the workers of a
 // prefork server), including children that exited and were reaped, is sampled from
 // /proc at both ends of the measured window and divided by the requests answered.
+//
+// With -redis, rpcbench speaks the Redis protocol instead: each request is the
+// PING command, and each answer must be +PONG. This measures a Redis server (or
+// anything speaking RESP) with the same connections, pipelining, latency and CPU
+// accounting, as a reference point for a tuned C event loop.
 //
 // Exit status: 0 when every answer was right and no connection failed, 1 otherwise,
 // 2 for bad arguments.

@@ -1,19 +1,23 @@
 // Command rpcd is the prefork RPC server with the built-in methods ping, fib
-// and pi. Run `rpcd -h` for its flags.
+// and pi, and the cache.* methods over the Redis named by -redis. Run `rpcd -h`
+// for its flags.
 package main
 
 import (
 	"github.com/rpcd/rpcd/cmd"
 	"github.com/rpcd/rpcd/handlers"
+	"github.com/rpcd/rpcd/handlers/cache"
 	"github.com/rpcd/rpcd/worker"
 )
 
 func main() {
-	cmd.Main(registry())
+	store := cache.New()
+	cmd.Main(registry(store), cmd.WithCache(store))
 }
 
-func registry() *worker.Registry {
+func registry(store *cache.Store) *worker.Registry {
 	reg := worker.NewRegistry()
 	handlers.Register(reg)
+	store.Register(reg)
 	return reg
 }

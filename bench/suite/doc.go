@@ -1,0 +1,20 @@
+// Command suite runs rpcd and the servers it is compared against side by side,
+// with the same client (cmd/rpcbench) and the same frames, and publishes the
+// result: a markdown table in docs/benchmarks.md and a chart next to it.
+//
+// The servers are rpcd (one worker per CPU), goserver (a goroutine per
+// connection), gnetserver (gnet v2, multicore, reuseport) and redis-server
+// answering PING over RESP, this machine's reference for a tuned C epoll loop.
+// Each load run is rpcbench with -pid, so the server's CPU time per request is
+// summed from /proc over every process of the server. Runs alternate between
+// servers, repeat, and the table shows medians. Nothing is pinned to CPUs.
+//
+// Idle memory opens many connections to a freshly started server, has each send
+// one ping and read the answer, and divides the growth of the resident memory of
+// all the server's processes (VmRSS from /proc) by the number of connections.
+//
+// From the bench directory:
+//
+//	go run ./suite                  # full run; rewrites docs/benchmarks.md's table and chart
+//	go run ./suite -d 1s -repeat 1 -conns 10 -idle 200 -docs "$(mktemp -d)"   # smoke run
+package main

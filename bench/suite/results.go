@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// results gathers every measurement of a suite run.
+type results struct {
+	opts    options
+	started time.Time
+	load    map[loadKey][]loadRun
+	idle    []idleResult
+}
+
+type loadKey struct {
+	server string
+	depth  int
+}
+
+type idleResult struct {
+	name         string
+	bytesPerConn float64
+}
+
+func (r *results) addLoad(server string, depth int, run loadRun) {
+	if r.load == nil {
+		r.load = map[loadKey][]loadRun{}
+	}
+	k := loadKey{server, depth}
+	r.load[k] = append(r.load[k], run)
+}
+
+// loadSummary is the median of each figure over one server's runs at one depth.
+type loadSummary struct {
+	cpuUS, rps, p50, p99 float64
+}
+
+func (r *results) summary(server string, depth int) loadSummary {
+	runs := r.load[loadKey{server, depth}]
+	pick := func(f func(loadRun) float64) float64 {
+		vs := make([]float64, len(runs))
+		for i, run := range runs {
+			vs[i] = f(run)
+		}
+		return median(vs)
+	}
+	return loadSummary{
+		cpuUS: pick(func(l loadRun) float64 { return l.Server.CPUPerRequest }),
+		rps:   pick(func(l loadRun) float64 { return l.RPS }),
+		p50:   pick(func(l loadRun) float64 { return l.P50US }),
+		p99:   pick(func(l loadRun) float64 { return l.P99US }),
+	}
+}
+
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	vs = slices.Clone(vs)
+	slices.Sort(vs)
+	if n := len(vs); n%2 == 0 {
+		return (vs[n/2-1] + vs[n/2]) / 2
+	}
+	return vs[len(vs)/2]
+}
+
+// baseline is the server the ratio column compares against.
+const baseline = "redis"
+
+// table renders the results as markdown.
+func (r *results) table() string {
+	o := r.opts
+	var b strings.Builder
+	fmt.Fprintf(&b, "Medians of %d runs of %v (after %v warmup) at %d connections; %d CPUs, %s, %s/%s; rpcd with %d workers; run %s.\n\n",
+		o.repeat, o.duration, o.warmup, o.conns, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH,
+		o.workers, r.started.UTC().Format("2006-01-02"))
+	b.WriteString("| server | depth | CPU µs/req | × redis | req/s | p50 µs | p99 µs |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|\n")
+	for _, depth := range o.depths {
+		base := r.summary(baseline, depth).cpuUS
+		for _, name := range o.servers {
+			s := r.summary(name, depth)
+			ratio := "–"
+			if base > 0 && slices.Contains(o.servers, baseline) {
+				ratio = fmt.Sprintf("%.2f", s.cpuUS/base)
+			}
+			fmt.Fprintf(&b, "| %s | %d | %.2f | %s | %.0f | %.1f | %.1f |\n",
+				name, depth, s.cpuUS, ratio, s.rps, s.p50, s.p99)
+		}
+	}
+	if len(r.idle) > 0 {
+		fmt.Fprintf(&b, "\nResident memory per idle connection (%d connections, each after one ping; RSS of all the server's processes):\n\n",
+			o.idle)
+		b.WriteString("| server | bytes/conn |\n|---|--:|\n")
+		for _, i := range r.idle {
+			fmt.Fprintf(&b, "| %s | %.0f |\n", i.name, i.bytesPerConn)
+		}
+	}
+	return b.String()
+}
+
+// Markers delimit the part of docs/benchmarks.md that the suite rewrites.
+const (
+	beginMarker = "<!-- suite:begin -->"
+	endMarker   = "<!-- suite:end -->"
+	chartName   = "benchmarks.png"
+)
+
+// publish prints the table and writes it, with the chart, into dir.
+func publish(o options, r *results, dir string) error {
+	table := r.table()
+	fmt.Print(table)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	if err := writeChart(r, filepath.Join(dir, chartName)); err != nil {
+		return err
+	}
+	return updateDoc(filepath.Join(dir, "benchmarks.md"), table)
+}
+
+// updateDoc replaces the text between the markers of the document at path, or
+// creates the document holding only the generated part.
+func updateDoc(path, table string) error {
+	generated := beginMarker + "\n" + table + "\n![CPU per request, throughput and idle memory](" + chartName + ")\n" + endMarker
+	doc, err := os.ReadFile(path)
+	switch {
+	case os.IsNotExist(err):
+		doc = []byte("# Benchmarks\n\n" + generated + "\n")
+	case err != nil:
+		return fmt.Errorf("update %s: %w", path, err)
+	default:
+		i, j := bytes.Index(doc, []byte(beginMarker)), bytes.Index(doc, []byte(endMarker))
+		if i < 0 || j < i {
+			return fmt.Errorf("update %s: no %s ... %s section", path, beginMarker, endMarker)
+		}
+		doc = slices.Concat(doc[:i], []byte(generated), doc[j+len(endMarker):])
+	}
+	if err := os.WriteFile(path, doc, 0o644); err != nil {
+		return fmt.Errorf("update %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,155 @@
+package cmd
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/rpcd/rpcd/handlers"
+	"github.com/rpcd/rpcd/protocol"
+	"github.com/rpcd/rpcd/worker"
+)
+
+// startPingWorker runs an in-process worker with the built-in methods on
+// 127.0.0.1 and returns its port.
+func startPingWorker(t *testing.T) int {
+	t.Helper()
+	l, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := l.File() // a blocking duplicate the worker takes over
+	l.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := worker.NewRegistry()
+	handlers.Register(reg)
+	w, err := worker.New(worker.Config{}, reg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready, done := make(chan struct{}), make(chan error, 1)
+	go func() { done <- w.Serve(int(f.Fd()), func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("Serve: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("worker never became ready")
+	}
+	t.Cleanup(func() {
+		w.Shutdown()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("worker did not stop")
+		}
+	})
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startFakeServer accepts connections on 127.0.0.1 and hands each to serve.
+func startFakeServer(t *testing.T, serve func(net.Conn)) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				serve(c)
+			}()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// answerWith reads one request and answers the frame built by answer.
+func answerWith(answer []byte) func(net.Conn) {
+	return func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		var header [protocol.HeaderSize]byte
+		if _, err := io.ReadFull(c, header[:]); err != nil {
+			return
+		}
+		if _, err := io.CopyN(io.Discard, c, int64(protocol.LittleEndian.Len(header[:]))); err != nil {
+			return
+		}
+		c.Write(answer)
+	}
+}
+
+// closedPort returns a 127.0.0.1 port nothing listens on.
+func closedPort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	return port
+}
+
+func TestHealthCheck(t *testing.T) {
+	pinger := startPingWorker(t)
+	silent := startFakeServer(t, func(c net.Conn) { io.Copy(io.Discard, c) })
+	wrong := startFakeServer(t, answerWith(protocol.AppendResponse(nil, protocol.LittleEndian, "pong", []byte(`"someone else"`))))
+	failing := startFakeServer(t, answerWith(protocol.AppendError(nil, protocol.LittleEndian,
+		protocol.Errorf(protocol.CodeOverloaded, "busy"))))
+	hangUp := startFakeServer(t, answerWith(nil)) // reads the ping, closes
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout string
+		wantStderr string
+	}{
+		{name: "healthy", args: []string{fmt.Sprintf("-listen=127.0.0.1:%d", pinger)},
+			wantStdout: "answered ping"},
+		{name: "wildcard listen is checked on loopback", args: []string{fmt.Sprintf("-listen=0.0.0.0:%d", pinger)},
+			wantStdout: fmt.Sprintf("127.0.0.1:%d answered ping", pinger)},
+		{name: "empty host is checked on loopback", args: []string{fmt.Sprintf("-listen=:%d", pinger)},
+			wantStdout: "answered ping"},
+		{name: "nothing listening", args: []string{fmt.Sprintf("-listen=127.0.0.1:%d", closedPort(t))},
+			wantCode: 1, wantStderr: "connect"},
+		{name: "no answer in time", args: []string{fmt.Sprintf("-listen=127.0.0.1:%d", silent), "-check-timeout=200ms"},
+			wantCode: 1, wantStderr: "i/o timeout"},
+		{name: "wrong echo", args: []string{fmt.Sprintf("-listen=127.0.0.1:%d", wrong)},
+			wantCode: 1, wantStderr: `answered pong "someone else"`},
+		{name: "error answer", args: []string{fmt.Sprintf("-listen=127.0.0.1:%d", failing)},
+			wantCode: 1, wantStderr: "answered error"},
+		{name: "closed without answering", args: []string{fmt.Sprintf("-listen=127.0.0.1:%d", hangUp)},
+			wantCode: 1, wantStderr: "EOF"},
+		{name: "port zero", args: []string{"-listen=127.0.0.1:0"},
+			wantCode: 1, wantStderr: "port 0"},
+		{name: "bad address", args: []string{"-listen=nocolon"},
+			wantCode: 1, wantStderr: "parse -listen"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := Run(append([]string{"-check"}, tt.args...), worker.NewRegistry(), &stdout, &stderr)
+			if code != tt.wantCode {
+				t.Fatalf("exit %d, want %d; stderr: %s", code, tt.wantCode, stderr.String())
+			}
+			if !strings.Contains(stdout.String(), tt.wantStdout) || !strings.Contains(stderr.String(), tt.wantStderr) {
+				t.Fatalf("stdout %q, stderr %q; want them to contain %q and %q",
+					stdout.String(), stderr.String(), tt.wantStdout, tt.wantStderr)
+			}
+		})
+	}
+}

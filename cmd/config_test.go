@@ -1,0 +1,105 @@
+package cmd
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rpcd/rpcd/worker"
+)
+
+func TestApplyConfigFile(t *testing.T) {
+	tests := []struct {
+		name        string
+		file        string
+		args        []string
+		wantErr     string
+		wantWorkers int
+		wantDrain   time.Duration
+	}{
+		{name: "values", file: "workers: 5\ndrain-timeout: 3s\n", wantWorkers: 5, wantDrain: 3 * time.Second},
+		{name: "command line wins", file: "workers: 5\n", args: []string{"-workers=2"}, wantWorkers: 2, wantDrain: 30 * time.Second},
+		{name: "empty file", file: "", wantWorkers: 7, args: []string{"-workers=7"}, wantDrain: 30 * time.Second},
+		{name: "unknown key", file: "wokers: 5\n", wantErr: `line 1: unknown key "wokers"`},
+		{name: "action is no key", file: "version: true\n", wantErr: `unknown key "version"`},
+		{name: "bad value", file: "workers: two\n", wantErr: "line 1: workers"},
+		{name: "list value", file: "workers: [1, 2]\n", wantErr: "want a single value"},
+		{name: "empty value", file: "listen:\n", wantErr: "want a single value"},
+		{name: "key twice", file: "workers: 1\nworkers: 2\n", wantErr: "given twice"},
+		{name: "not a mapping", file: "- workers\n", wantErr: "want a mapping"},
+		{name: "bad yaml", file: "workers: [\n", wantErr: "parse config"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "rpcd.yaml")
+			if err := os.WriteFile(path, []byte(tt.file), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			opts, _, err := resolve(append([]string{"-config=" + path}, tt.args...))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if opts.workers != tt.wantWorkers || opts.drainTimeout != tt.wantDrain {
+				t.Fatalf("workers %d, drain %v; want %d, %v", opts.workers, opts.drainTimeout, tt.wantWorkers, tt.wantDrain)
+			}
+		})
+	}
+}
+
+func TestWorkerArgsCarryResolvedSettings(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rpcd.yaml")
+	if err := os.WriteFile(path, []byte("max-frame: 64KiB\nidle-timeout: 5s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, fs, err := resolve([]string{"-config=" + path, "-workers=3", "-t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := workerArgs(fs)
+	want := []string{"-idle-timeout=5s", "-max-frame=64KiB", "-workers=3"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("worker args %q, want %q", got, want)
+	}
+}
+
+func TestRunActions(t *testing.T) {
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good.yaml"), filepath.Join(dir, "bad.yaml")
+	os.WriteFile(good, []byte("workers: 2\n"), 0o644)
+	os.WriteFile(bad, []byte("workers: 0\n"), 0o644)
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout string
+		wantStderr string
+	}{
+		{name: "test good config", args: []string{"-t", "-config=" + good}, wantStdout: "configuration " + good + " is ok"},
+		{name: "test bad config", args: []string{"-t", "-config=" + bad}, wantCode: 2, wantStderr: "need at least 1"},
+		{name: "missing config", args: []string{"-t", "-config=" + dir + "/none.yaml"}, wantCode: 2, wantStderr: "read config"},
+		{name: "signal without pidfile", args: []string{"-s", "reload"}, wantCode: 1, wantStderr: "no -pidfile"},
+		{name: "unknown signal", args: []string{"-s", "restart"}, wantCode: 2, wantStderr: "want reload, stop, quit or reopen"},
+		{name: "missing pidfile", args: []string{"-s", "stop", "-pidfile=" + dir + "/none.pid"}, wantCode: 1, wantStderr: "read pid"},
+		{name: "short worker timeout", args: []string{"-worker-timeout=1s"}, wantCode: 2, wantStderr: "-worker-timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := Run(tt.args, worker.NewRegistry(), &stdout, &stderr)
+			if code != tt.wantCode || !strings.Contains(stdout.String(), tt.wantStdout) || !strings.Contains(stderr.String(), tt.wantStderr) {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want %d, %q, %q",
+					code, stdout.String(), stderr.String(), tt.wantCode, tt.wantStdout, tt.wantStderr)
+			}
+		})
+	}
+}

@@ -1,0 +1,307 @@
+package deploy
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	dockerOnce sync.Once
+	dockerErr  error
+	imageOnce  sync.Once
+	imageTag   string // set once built, removed by TestMain
+	imageErr   error
+)
+
+// requireDocker skips the test unless a Docker engine answers.
+func requireDocker(t *testing.T) {
+	t.Helper()
+	dockerOnce.Do(func() { _, dockerErr = tryRun(nil, "docker", "info") })
+	if dockerErr != nil {
+		t.Skipf("install and start Docker to run the container tests (docker info: %v)", dockerErr)
+	}
+}
+
+// testImage builds the image with build.sh once per run and returns its tag.
+func testImage(t *testing.T) string {
+	t.Helper()
+	requireDocker(t)
+	imageOnce.Do(func() {
+		tag := "rpcd:test-" + randomSuffix()
+		if _, imageErr = tryRun([]string{"VERSION=test"}, "./build.sh", tag); imageErr == nil {
+			imageTag = tag
+		}
+	})
+	if imageErr != nil {
+		t.Fatal(imageErr)
+	}
+	return imageTag
+}
+
+func removeImage() {
+	if imageTag != "" {
+		exec.Command("docker", "rmi", "-f", imageTag).Run()
+	}
+}
+
+// container is one rpcd container started by a test.
+type container struct {
+	t    *testing.T
+	id   string
+	addr string // the published port on 127.0.0.1
+}
+
+// runContainer starts the image with extra docker run options and rpcd
+// flags, publishes its port on 127.0.0.1 only, and waits until it answers.
+func runContainer(t *testing.T, dockerArgs []string, rpcdArgs ...string) *container {
+	t.Helper()
+	image := testImage(t)
+	args := append([]string{"run", "-d", "--name", "rpcd-test-" + randomSuffix(), "-p", "127.0.0.1:0:8080"}, dockerArgs...)
+	id := run(t, "docker", append(append(args, image), rpcdArgs...)...)
+	c := &container{t: t, id: id}
+	t.Cleanup(c.remove)
+	for _, line := range strings.Split(run(t, "docker", "port", id, "8080/tcp"), "\n") {
+		if strings.HasPrefix(line, "127.0.0.1:") {
+			c.addr = line
+		}
+	}
+	if c.addr == "" {
+		t.Fatal("port 8080 is not published on 127.0.0.1")
+	}
+	waitServing(t, c.addr, 30*time.Second)
+	return c
+}
+
+// remove deletes the container, showing its logs if the test failed.
+func (c *container) remove() {
+	if c.t.Failed() {
+		out, _ := exec.Command("docker", "logs", c.id).CombinedOutput()
+		c.t.Logf("container logs:\n%s", out)
+	}
+	exec.Command("docker", "rm", "-f", "-v", c.id).Run()
+}
+
+func (c *container) inspect(format string) string {
+	return run(c.t, "docker", "inspect", "-f", format, c.id)
+}
+
+// masterPid is the host pid of the container's PID 1.
+func (c *container) masterPid() int {
+	pid, err := strconv.Atoi(c.inspect("{{.State.Pid}}"))
+	if err != nil || pid <= 0 {
+		c.t.Fatalf("container has no running PID 1: %q", c.inspect("{{.State.Status}}"))
+	}
+	return pid
+}
+
+// workerPids are the host pids of the master's live children: the workers.
+func (c *container) workerPids() []int {
+	return childPids(c.masterPid())
+}
+
+// childPids lists the live children of pid, sorted, from the host's /proc.
+func childPids(parent int) []int {
+	var pids []int
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, path := range stats {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		rest := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(rest) > 1 && rest[1] == strconv.Itoa(parent) && rest[0] != "Z" {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(path)))
+			pids = append(pids, pid)
+		}
+	}
+	slices.Sort(pids)
+	return pids
+}
+
+// logEntry is one JSON log line of the container.
+type logEntry map[string]any
+
+func (e logEntry) msg() string { s, _ := e["msg"].(string); return s }
+
+// logs returns the container's JSON log lines.
+func (c *container) logs() []logEntry {
+	out, err := exec.Command("docker", "logs", c.id).CombinedOutput()
+	if err != nil {
+		c.t.Fatalf("docker logs: %v\n%s", err, out)
+	}
+	var entries []logEntry
+	for _, line := range strings.Split(string(out), "\n") {
+		var e logEntry
+		if json.Unmarshal([]byte(line), &e) == nil {
+			entries = append(entries, e)
+		}
+	}
+	return entries
+}
+
+// waitFor polls cond every 100ms until it holds, failing after timeout.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("%s: not within %v", what, timeout)
+}
+
+func TestImage(t *testing.T) {
+	image := testImage(t)
+	var info struct {
+		Size   int64
+		Config struct {
+			User         string
+			Entrypoint   []string
+			Cmd          []string
+			Env          []string
+			StopSignal   string
+			ExposedPorts map[string]any
+			Healthcheck  struct{ Test []string }
+		}
+	}
+	if err := json.Unmarshal([]byte(run(t, "docker", "image", "inspect", "-f", "{{json .}}", image)), &info); err != nil {
+		t.Fatal(err)
+	}
+	cfg := info.Config
+	t.Logf("image size %.1f MB", float64(info.Size)/1e6)
+	checks := []struct {
+		name string
+		ok   bool
+		got  any
+	}{
+		{name: "under 10 MB", ok: info.Size < 10e6, got: info.Size},
+		{name: "runs as 65534:65534", ok: cfg.User == "65534:65534", got: cfg.User},
+		{name: "exec-form entrypoint runs rpcd as PID 1", ok: len(cfg.Entrypoint) > 0 && cfg.Entrypoint[0] == "/rpcd", got: cfg.Entrypoint},
+		{name: "listens on 0.0.0.0:8080", ok: slices.Contains(cfg.Entrypoint, "-listen=0.0.0.0:8080"), got: cfg.Entrypoint},
+		{name: "logs json", ok: slices.Contains(cfg.Entrypoint, "-log-format=json"), got: cfg.Entrypoint},
+		{name: "port 8080 exposed", ok: cfg.ExposedPorts["8080/tcp"] != nil, got: cfg.ExposedPorts},
+		{name: "graceful stop signal", ok: cfg.StopSignal == "SIGTERM" || cfg.StopSignal == "SIGQUIT", got: cfg.StopSignal},
+		{name: "shell-free health check", ok: slices.Equal(cfg.Healthcheck.Test, []string{"CMD", "/rpcd", "-check", "-listen=0.0.0.0:8080"}), got: cfg.Healthcheck.Test},
+		{name: "GOMAXPROCS not set", ok: !slices.ContainsFunc(cfg.Env, func(kv string) bool { return strings.HasPrefix(kv, "GOMAXPROCS=") }), got: cfg.Env},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			t.Errorf("%s: got %v", c.name, c.got)
+		}
+	}
+}
+
+// TestContainerServes runs the image as is: the articles' Python client gets
+// its answers through the published port, the master is PID 1 running as
+// nobody with its workers as children, and the health check turns healthy.
+func TestContainerServes(t *testing.T) {
+	t.Parallel()
+	c := runContainer(t, []string{"--cpus=2"})
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatal("python3 is needed to run the seed client")
+	}
+	_, port, _ := strings.Cut(c.addr, ":")
+	if out, err := exec.Command(python, "../cmd/rpcd/testdata/seed_client.py", "127.0.0.1", port).CombinedOutput(); err != nil {
+		t.Fatalf("seed client: %v\n%s", err, out)
+	}
+	master := c.masterPid()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", master))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(status), "\nUid:\t65534\t") {
+		t.Errorf("master does not run as uid 65534:\n%s", status)
+	}
+	nspid := ""
+	for _, line := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(line, "NSpid:") {
+			nspid = line
+		}
+	}
+	if f := strings.Fields(nspid); len(f) < 3 || f[len(f)-1] != "1" {
+		t.Errorf("rpcd's master is not PID 1 in the container: %q", nspid)
+	}
+	waitFor(t, 10*time.Second, "two workers", func() bool { return len(c.workerPids()) == 2 })
+	waitFor(t, 40*time.Second, "health status healthy", func() bool {
+		return c.inspect("{{.State.Health.Status}}") == "healthy"
+	})
+}
+
+// TestCPUQuotaSetsWorkers checks that --cpus, not the host's CPU count,
+// sets the default worker count, and that -workers overrides it.
+func TestCPUQuotaSetsWorkers(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		dockerArgs  []string
+		rpcdArgs    []string
+		wantWorkers int
+	}{
+		{name: "one cpu", dockerArgs: []string{"--cpus=1"}, wantWorkers: 1},
+		{name: "half a cpu", dockerArgs: []string{"--cpus=0.5"}, wantWorkers: 1},
+		{name: "flag wins", dockerArgs: []string{"--cpus=1"}, rpcdArgs: []string{"-workers=3"}, wantWorkers: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := runContainer(t, tt.dockerArgs, tt.rpcdArgs...)
+			ready := -1.0
+			for _, e := range c.logs() {
+				if e.msg() == "master ready" {
+					ready, _ = e["workers"].(float64)
+				}
+			}
+			if int(ready) != tt.wantWorkers {
+				t.Errorf("master ready with workers=%v, want %d", ready, tt.wantWorkers)
+			}
+			if pids := c.workerPids(); len(pids) != tt.wantWorkers {
+				t.Errorf("PID 1 has %d children %v, want %d", len(pids), pids, tt.wantWorkers)
+			}
+		})
+	}
+}
+
+// TestKilledWorkerIsHealed kills a worker with SIGKILL from the host, which
+// sees the container's processes: the same as `docker exec CONTAINER kill -9
+// PID`, which an image without a shell or kill cannot run. The master reaps
+// it, refills the slot, and pings keep being answered.
+func TestKilledWorkerIsHealed(t *testing.T) {
+	t.Parallel()
+	c := runContainer(t, nil, "-workers=2")
+	var before []int
+	waitFor(t, 10*time.Second, "two workers", func() bool { before = c.workerPids(); return len(before) == 2 })
+	victim := before[0]
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill worker %d: %v", victim, err)
+	}
+	var after []int
+	waitFor(t, 15*time.Second, "slot refilled", func() bool {
+		after = c.workerPids()
+		return len(after) == 2 && !slices.Contains(after, victim)
+	})
+	for i := range 20 {
+		if err := pingOnce(c.addr, strconv.Itoa(i)); err != nil {
+			t.Fatalf("ping %d after the kill: %v", i, err)
+		}
+	}
+	reaped := false
+	for _, e := range c.logs() {
+		if e.msg() == "worker exited" && e["status"] == "signal: killed" {
+			reaped = true
+		}
+	}
+	if !reaped {
+		t.Error(`no "worker exited" log line with status "signal: killed"`)
+	}
+	t.Logf("workers %v, then %v", before, after)
+}

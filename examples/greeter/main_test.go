@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rpcd/rpcd/client"
+	"github.com/rpcd/rpcd/protocol"
+)
+
+// asBinaryEnv makes the test binary run the greeter's main, so the test starts
+// the real program (whose master re-executes the same binary for workers).
+const asBinaryEnv = "GREETER_TEST_AS_BINARY"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asBinaryEnv) == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// startGreeter runs the program on 127.0.0.1:0 and returns its address once
+// its master logs that it is ready.
+func startGreeter(t *testing.T) string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-listen=127.0.0.1:0", "-workers=1", "-log-format=json")
+	cmd.Env = append(os.Environ(), asBinaryEnv+"=1", "GORACE=atexit_sleep_ms=0")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var line struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "master ready" {
+				addrc <- line.Addr
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+			t.Error("greeter did not stop on SIGTERM")
+		}
+	})
+	select {
+	case addr := <-addrc:
+		return addr
+	case <-time.After(30 * time.Second):
+		t.Fatal("greeter never logged master ready")
+		return ""
+	}
+}
+
+func TestGreeterServes(t *testing.T) {
+	c, err := client.Dial(startGreeter(t), client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tests := []struct {
+		name       string
+		method     string
+		params     string
+		wantOut    string
+		wantResult string
+		wantCode   string
+	}{
+		{name: "greet", method: "greet", params: `{"name": "Ada"}`, wantOut: "greeting", wantResult: `"Hello, Ada!"`},
+		{name: "greet without name", method: "greet", params: `{}`, wantCode: protocol.CodeBadRequest},
+		{name: "built-in ping", method: "ping", params: `"hi"`, wantOut: "pong", wantResult: `"hi"`},
+		{name: "built-in fib", method: "fib", params: `10`, wantOut: "fib_r", wantResult: `55`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, result, err := c.Call(context.Background(), tt.method, []byte(tt.params))
+			var pe *protocol.Error
+			switch {
+			case tt.wantCode != "":
+				if !errors.As(err, &pe) || pe.Code != tt.wantCode {
+					t.Fatalf("err = %v, want code %s", err, tt.wantCode)
+				}
+			case err != nil || out != tt.wantOut || string(result) != tt.wantResult:
+				t.Fatalf("got %s %s %v, want %s %s", out, result, err, tt.wantOut, tt.wantResult)
+			}
+		})
+	}
+}

@@ -1,0 +1,270 @@
+package cache_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rpcd/rpcd/handlers/cache"
+	"github.com/rpcd/rpcd/handlers/cache/cachetest"
+	"github.com/rpcd/rpcd/protocol"
+	"github.com/rpcd/rpcd/worker"
+)
+
+// callLimit is each call's deadline, as a worker would set it.
+const callLimit = 10 * time.Second
+
+// caller runs cache methods as the worker would, without the loop.
+type caller struct {
+	t   *testing.T
+	reg *worker.Registry
+}
+
+func newCaller(t *testing.T, store *cache.Store) *caller {
+	reg := worker.NewRegistry()
+	store.Register(reg)
+	return &caller{t: t, reg: reg}
+}
+
+// call runs method and returns its out and result, or its error.
+func (c *caller) call(method, params string) (out, result string, err error) {
+	c.t.Helper()
+	h, mode, ok := c.reg.Lookup([]byte(method))
+	if !ok || mode != worker.Blocking {
+		c.t.Fatalf("%s: registered %v, %v; want a Blocking handler", method, ok, mode)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callLimit)
+	defer cancel()
+	var rep worker.Reply
+	err = h(ctx, []byte(params), &rep)
+	return rep.Out(), string(rep.Result()), err
+}
+
+func code(err error) string {
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	if err != nil {
+		return "plain error: " + err.Error()
+	}
+	return ""
+}
+
+func openStore(t *testing.T, addr string) *cache.Store {
+	t.Helper()
+	store := cache.New()
+	if err := store.Open(cache.Config{Addr: addr}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store
+}
+
+// The steps run in order against one empty Redis; each sees the ones before.
+func TestMethods(t *testing.T) {
+	r := cachetest.Start(t)
+	c := newCaller(t, openStore(t, r.Addr))
+	steps := []struct {
+		name       string
+		method     string
+		params     string
+		wantOut    string
+		wantResult string
+		wantCode   string
+	}{
+		{name: "get missing", method: "cache.get", params: `{"key":"a"}`, wantOut: "get_r", wantResult: `null`},
+		{name: "set object", method: "cache.set", params: `{"key":"a","value":{"x": [1, 2.50, "é\u00e9"]}}`, wantOut: "set_r", wantResult: `true`},
+		{name: "get is byte exact", method: "cache.get", params: `{"key":"a"}`, wantOut: "get_r", wantResult: `{"x": [1, 2.50, "é\u00e9"]}`},
+		{name: "set big number", method: "cache.set", params: `{"key":"n","value":12345678901234567890.000}`, wantOut: "set_r", wantResult: `true`},
+		{name: "get big number", method: "cache.get", params: `{"key":"n"}`, wantOut: "get_r", wantResult: `12345678901234567890.000`},
+		{name: "set null value", method: "cache.set", params: `{"key":"z","value":null}`, wantOut: "set_r", wantResult: `true`},
+		{name: "exists null value", method: "cache.exists", params: `{"key":"z"}`, wantOut: "exists_r", wantResult: `true`},
+		{name: "exists several", method: "cache.exists", params: `{"keys":["a","z","nope","a"]}`, wantOut: "exists_r", wantResult: `3`},
+		{name: "exists missing", method: "cache.exists", params: `{"key":"nope"}`, wantOut: "exists_r", wantResult: `false`},
+		{name: "incr new", method: "cache.incr", params: `{"key":"count"}`, wantOut: "incr_r", wantResult: `1`},
+		{name: "incr by", method: "cache.incr", params: `{"key":"count","by":-11}`, wantOut: "incr_r", wantResult: `-10`},
+		{name: "get counter", method: "cache.get", params: `{"key":"count"}`, wantOut: "get_r", wantResult: `-10`},
+		{name: "incr non-integer", method: "cache.incr", params: `{"key":"a"}`, wantCode: protocol.CodeBadRequest},
+		{name: "ttl without expiry", method: "cache.ttl", params: `{"key":"a"}`, wantOut: "ttl_r", wantResult: `-1`},
+		{name: "ttl missing", method: "cache.ttl", params: `{"key":"nope"}`, wantOut: "ttl_r", wantResult: `null`},
+		{name: "expire missing", method: "cache.expire", params: `{"key":"nope","ttl":5}`, wantOut: "expire_r", wantResult: `false`},
+		{name: "mset", method: "cache.mset", params: `{"items":{"m1":"one","m2":[2],"m3":{"three":3}}}`, wantOut: "mset_r", wantResult: `true`},
+		{name: "mget", method: "cache.mget", params: `{"keys":["m1","nope","m2","m3"]}`, wantOut: "mget_r", wantResult: `["one",null,[2],{"three":3}]`},
+		{name: "del several", method: "cache.del", params: `{"keys":["m1","m2","nope"]}`, wantOut: "del_r", wantResult: `2`},
+		{name: "del one", method: "cache.del", params: `{"key":"m3"}`, wantOut: "del_r", wantResult: `1`},
+		{name: "get deleted", method: "cache.get", params: `{"key":"m3"}`, wantOut: "get_r", wantResult: `null`},
+	}
+	for _, st := range steps {
+		out, result, err := c.call(st.method, st.params)
+		if got := code(err); got != st.wantCode {
+			t.Fatalf("%s: error %v, want code %q", st.name, err, st.wantCode)
+		}
+		if st.wantCode == "" && (out != st.wantOut || result != st.wantResult) {
+			t.Fatalf("%s: answered %s %s, want %s %s", st.name, out, result, st.wantOut, st.wantResult)
+		}
+	}
+}
+
+func TestBadParams(t *testing.T) {
+	r := cachetest.Start(t)
+	c := newCaller(t, openStore(t, r.Addr))
+	tests := []struct {
+		name      string
+		method    string
+		params    string
+		wantShape string
+	}{
+		{name: "null params", method: "cache.get", params: `null`, wantShape: `{"key": string}`},
+		{name: "bare key", method: "cache.get", params: `"a"`, wantShape: `{"key": string}`},
+		{name: "key not a string", method: "cache.get", params: `{"key":1}`, wantShape: `{"key": string}`},
+		{name: "empty key", method: "cache.get", params: `{"key":""}`, wantShape: `{"key": string}`},
+		{name: "unknown member", method: "cache.get", params: `{"key":"a","keyz":1}`, wantShape: `{"key": string}`},
+		{name: "member of another method", method: "cache.get", params: `{"key":"a","ttl":1}`, wantShape: `{"key": string}`},
+		{name: "set without value", method: "cache.set", params: `{"key":"a"}`, wantShape: `"value": any JSON`},
+		{name: "set zero ttl", method: "cache.set", params: `{"key":"a","value":1,"ttl":0}`, wantShape: `"ttl"?: seconds`},
+		{name: "set sub-ms ttl", method: "cache.set", params: `{"key":"a","value":1,"ttl":0.0004}`, wantShape: `"ttl"?: seconds`},
+		{name: "set string ttl", method: "cache.set", params: `{"key":"a","value":1,"ttl":"5"}`, wantShape: `"ttl"?: seconds`},
+		{name: "incr fractional by", method: "cache.incr", params: `{"key":"a","by":1.5}`, wantShape: `"by"?: integer`},
+		{name: "expire without ttl", method: "cache.expire", params: `{"key":"a"}`, wantShape: `"ttl": seconds`},
+		{name: "del key and keys", method: "cache.del", params: `{"key":"a","keys":["b"]}`, wantShape: `{"keys": [string, ...]}`},
+		{name: "del no keys", method: "cache.del", params: `{"keys":[]}`, wantShape: `{"keys": [string, ...]}`},
+		{name: "mget single key", method: "cache.mget", params: `{"key":"a"}`, wantShape: `{"keys": [string, ...]}`},
+		{name: "mset no items", method: "cache.mset", params: `{"items":{}}`, wantShape: `{"items": {key: any JSON, ...}`},
+		{name: "mset items not an object", method: "cache.mset", params: `{"items":[1]}`, wantShape: `{"items": {key: any JSON, ...}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c.t = t
+			_, _, err := c.call(tt.method, tt.params)
+			var pe *protocol.Error
+			if !errors.As(err, &pe) || pe.Code != protocol.CodeBadRequest {
+				t.Fatalf("error %v, want bad_request", err)
+			}
+			if !strings.Contains(pe.Message, tt.wantShape) || !strings.HasPrefix(pe.Message, tt.method+": ") {
+				t.Fatalf("message %q lacks the method or the shape %s", pe.Message, tt.wantShape)
+			}
+		})
+	}
+}
+
+func TestTTL(t *testing.T) {
+	r := cachetest.Start(t)
+	c := newCaller(t, openStore(t, r.Addr))
+	steps := []struct {
+		method, params string
+		maxTTL         float64 // the ttl answer must be in (0, maxTTL]
+	}{
+		{method: "cache.set", params: `{"key":"s","value":"v","ttl":100.5}`, maxTTL: 100.5},
+		{method: "cache.expire", params: `{"key":"s","ttl":0.25}`, maxTTL: 0.25},
+		{method: "cache.mset", params: `{"items":{"s":1},"ttl":7}`, maxTTL: 7},
+	}
+	for _, st := range steps {
+		if _, _, err := c.call(st.method, st.params); err != nil {
+			t.Fatalf("%s %s: %v", st.method, st.params, err)
+		}
+		_, result, err := c.call("cache.ttl", `{"key":"s"}`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := strconv.ParseFloat(result, 64); err != nil || got <= 0 || got > st.maxTTL {
+			t.Fatalf("after %s: ttl %s, want within (0, %v]", st.method, result, st.maxTTL)
+		}
+	}
+	// The key expires: poll, bounded, until it is gone.
+	if _, _, err := c.call("cache.expire", `{"key":"s","ttl":0.05}`); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, result, _ := c.call("cache.get", `{"key":"s"}`); result == "null" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("key with a 50ms TTL still there after 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestNotConfiguredAnswersUnavailable(t *testing.T) {
+	c := newCaller(t, cache.New())
+	_, _, err := c.call("cache.get", `{"key":"a"}`)
+	var pe *protocol.Error
+	if !errors.As(err, &pe) || pe.Code != protocol.CodeUnavailable || !strings.Contains(pe.Message, "-redis=host:port") {
+		t.Fatalf("error %v, want unavailable telling how to configure Redis", err)
+	}
+}
+
+// Redis going away answers unavailable, not a hang or a timeout; once it is
+// back on the same port, the same store works again.
+func TestRedisRestart(t *testing.T) {
+	r := cachetest.Start(t)
+	c := newCaller(t, openStore(t, r.Addr))
+	if _, _, err := c.call("cache.set", `{"key":"k","value":1}`); err != nil {
+		t.Fatal(err)
+	}
+	r.Stop()
+	for i := range 3 {
+		_, _, err := c.call("cache.get", `{"key":"k"}`)
+		if got := code(err); got != protocol.CodeUnavailable {
+			t.Fatalf("call %d with Redis down: %v, want unavailable", i, err)
+		}
+	}
+	r.Restart()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, result, err := c.call("cache.set", `{"key":"k","value":2}`)
+		if err == nil && result == "true" {
+			break
+		}
+		if got := code(err); got != protocol.CodeUnavailable {
+			t.Fatalf("after restart: %v, want success or unavailable while reconnecting", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cache still failing 10s after Redis restarted: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, result, err := c.call("cache.get", `{"key":"k"}`); err != nil || result != "2" {
+		t.Fatalf("get after restart = %s, %v", result, err)
+	}
+}
+
+func TestValueNotStoredByRPCD(t *testing.T) {
+	r := cachetest.Start(t)
+	store := openStore(t, r.Addr)
+	c := newCaller(t, store)
+	// cache.incr stores a bare integer, valid JSON; a value written by another
+	// Redis client need not be JSON. Simulate one with a raw SET.
+	rawSet(t, r.Addr, "foreign", "not json")
+	_, _, err := c.call("cache.get", `{"key":"foreign"}`)
+	if got := code(err); got != protocol.CodeInternal {
+		t.Fatalf("get of a non-JSON value: %v, want internal", err)
+	}
+}
+
+// rawSet stores value under key with a plain RESP command.
+func rawSet(t *testing.T, addr, key, value string) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	cmd := fmt.Sprintf("*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(key), key, len(value), value)
+	if _, err := conn.Write([]byte(cmd)); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || line != "+OK\r\n" {
+		t.Fatalf("SET answered %q, %v", line, err)
+	}
+}

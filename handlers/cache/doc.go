@@ -1,0 +1,21 @@
+// Package cache is rpcd's key-value cache API over a Redis server: the methods
+// cache.set, cache.get, cache.del, cache.exists, cache.incr, cache.expire,
+// cache.ttl, cache.mget and cache.mset, registered as Blocking handlers.
+//
+// Values are any JSON value. They are stored as the exact bytes the client sent
+// and answered as those bytes, so a value comes back byte for byte. A missing
+// key is answered null, not as an error. TTLs are in seconds, fractional to the
+// millisecond (0.25 is 250ms), from 0.001 to MaxTTL.
+//
+// Every params shape is checked strictly: a params value that is not the
+// method's object, an unknown member or a value of the wrong type answers
+// bad_request with the expected shape in the message. Redis being unset or
+// unreachable answers unavailable; Redis not answering before the handler's
+// deadline answers timeout. No command is retried, since a retried cache.incr
+// could count twice.
+//
+// A Store holds one Redis client. Each worker process opens its own after it
+// starts (Open), and the handlers reach Redis only through it; until Open is
+// called every method answers unavailable. The client reconnects by itself once
+// Redis is back.
+package cache

@@ -1,0 +1,139 @@
+package cache
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math"
+	"time"
+
+	"github.com/rpcd/rpcd/protocol"
+)
+
+// Limits that keep one call bounded.
+const (
+	MaxKeys = 1000            // keys in one del, exists or mget; items in one mset
+	MaxTTL  = 365 * 24 * 3600 // seconds
+)
+
+// The params each method takes, as its bad_request messages state them.
+const (
+	shapeSet    = `{"key": string, "value": any JSON, "ttl"?: seconds}`
+	shapeKey    = `{"key": string}`
+	shapeKeys   = `{"keys": [string, ...]} or {"key": string}`
+	shapeIncr   = `{"key": string, "by"?: integer}`
+	shapeExpire = `{"key": string, "ttl": seconds}`
+	shapeMget   = `{"keys": [string, ...]}`
+	shapeMset   = `{"items": {key: any JSON, ...}, "ttl"?: seconds}`
+)
+
+// params is every member a cache method may take; each method allows a subset.
+type params struct {
+	Key   *string                    `json:"key"`
+	Keys  []string                   `json:"keys"`
+	Value json.RawMessage            `json:"value"`
+	TTL   *float64                   `json:"ttl"`
+	By    *int64                     `json:"by"`
+	Items map[string]json.RawMessage `json:"items"`
+}
+
+// badParams is the bad_request answer for method, naming the shape it takes.
+func badParams(method, shape, why string) error {
+	return protocol.Errorf(protocol.CodeBadRequest, "%s: %s; params must be %s", method, why, shape)
+}
+
+// decodeInto parses raw strictly into p: a JSON object with no unknown member.
+func decodeInto(method, shape string, raw []byte, p *params) error {
+	if raw = bytes.TrimSpace(raw); len(raw) == 0 || raw[0] != '{' {
+		return badParams(method, shape, "params are not an object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(p); err != nil {
+		return badParams(method, shape, err.Error())
+	}
+	return nil
+}
+
+// extra names a member present in p that allowed does not list; "" when none.
+func (p *params) extra(allowed string) string {
+	present := []struct {
+		name string
+		set  bool
+	}{
+		{"key", p.Key != nil}, {"keys", p.Keys != nil}, {"value", p.Value != nil},
+		{"ttl", p.TTL != nil}, {"by", p.By != nil}, {"items", p.Items != nil},
+	}
+	for _, m := range present {
+		if m.set && !bytes.Contains([]byte(allowed), []byte(`"`+m.name+`"`)) {
+			return m.name
+		}
+	}
+	return ""
+}
+
+// parse decodes raw for method and checks that only members named in shape
+// appear.
+func parse(method, shape string, raw []byte) (*params, error) {
+	var p params
+	if err := decodeInto(method, shape, raw, &p); err != nil {
+		return nil, err
+	}
+	if name := p.extra(shape); name != "" {
+		return nil, badParams(method, shape, `"`+name+`" is not taken`)
+	}
+	return &p, nil
+}
+
+// key returns the required "key" member.
+func (p *params) key(method, shape string) (string, error) {
+	if p.Key == nil || *p.Key == "" {
+		return "", badParams(method, shape, `"key" must be a non-empty string`)
+	}
+	return *p.Key, nil
+}
+
+// keyList returns "keys", or "key" as a list of one when single is allowed;
+// one of them is required.
+func (p *params) keyList(method, shape string, single bool) ([]string, error) {
+	switch {
+	case p.Keys != nil && p.Key != nil:
+		return nil, badParams(method, shape, `give "keys" or "key", not both`)
+	case p.Key != nil && single:
+		k, err := p.key(method, shape)
+		return []string{k}, err
+	case len(p.Keys) == 0 || len(p.Keys) > MaxKeys:
+		return nil, badParams(method, shape, `"keys" must list 1 to 1000 keys`)
+	}
+	for _, k := range p.Keys {
+		if k == "" {
+			return nil, badParams(method, shape, "a key must not be empty")
+		}
+	}
+	return p.Keys, nil
+}
+
+// ttl converts the "ttl" member to a duration; 0 when absent and not required.
+func (p *params) ttl(method, shape string, required bool) (time.Duration, error) {
+	if p.TTL == nil {
+		if required {
+			return 0, badParams(method, shape, `"ttl" is required`)
+		}
+		return 0, nil
+	}
+	ms := math.Round(*p.TTL * 1000)
+	if ms < 1 || *p.TTL > MaxTTL {
+		return 0, badParams(method, shape, `"ttl" must be seconds from 0.001 to 31536000`)
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
+// value returns the required "value" member's raw JSON.
+func (p *params) value(method, shape string) ([]byte, error) {
+	if p.Value == nil {
+		return nil, badParams(method, shape, `"value" is required`)
+	}
+	return p.Value, nil
+}
+
+var errNotJSON = errors.New("the stored value is not JSON; it was not stored through rpcd")

@@ -1,0 +1,283 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+)
+
+// checkTimeout bounds the new binary's self-check before an upgrade.
+const checkTimeout = 10 * time.Second
+
+// upgrade (SIGUSR2) re-executes the master in place from the binary now at
+// Path, keeping its pid. The sockets and the workers' status pipes survive
+// the exec; the new image adopts them and the running workers, then rolls
+// out a new generation. Everything that can fail is tried before the exec:
+// after a successful one the old image is gone.
+func (m *Master) upgrade(now time.Time) {
+	if m.state.roll != nil {
+		m.state.deferred |= actUpgrade
+		return
+	}
+	err := m.checkBinary()
+	m.excuseSilence(time.Now()) // the loop did not read status pipes meanwhile
+	if err != nil {
+		m.log.Error("upgrade failed; the running master carries on", zap.Error(err))
+		return
+	}
+	m.dropReplacements()
+	fds := m.handedOverFDs()
+	if err := setCloexec(fds, false); err != nil {
+		m.log.Error("upgrade failed; the running master carries on", zap.Error(err))
+		setCloexec(fds, true) //nolint:errcheck // best effort: the exec is off
+		return
+	}
+	env := append(withoutVar(os.Environ(), InheritEnv), InheritEnv+"="+m.handover())
+	m.log.Info("upgrading: executing the new binary", zap.String("path", m.cfg.Path), masterPid(),
+		zap.Int("generation", m.state.gen), zap.Int("workers", len(m.state.workers)))
+	_ = m.log.Sync()
+	err = syscall.Exec(m.cfg.Path, os.Args, env)
+	setCloexec(fds, true) //nolint:errcheck // best effort: the exec failed
+	m.log.Error("upgrade failed; the running master carries on", zap.Error(os.NewSyscallError("execve", err)))
+}
+
+// checkBinary runs the binary at Path with CheckArgs and wants exit 0.
+func (m *Master) checkBinary() error {
+	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, m.cfg.Path, m.cfg.CheckArgs...)
+	cmd.Env = m.cfg.Env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("check new binary %s: %w: %s", m.cfg.Path, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// dropReplacements kills replacements that are still starting; they are
+// not handed over, and the workers they would replace serve on.
+func (m *Master) dropReplacements() {
+	for _, s := range m.state.slots {
+		if w := s.next; w != nil {
+			s.next = nil
+			w.role = retiring
+			m.kill(w)
+		}
+	}
+}
+
+// handedOverFDs lists the descriptors the new image inherits.
+func (m *Master) handedOverFDs() []int {
+	var fds []int
+	for _, s := range m.state.slots {
+		fds = append(fds, s.sock)
+	}
+	for _, w := range m.state.workers {
+		if w.role != retiring || !w.killed {
+			fds = append(fds, rawFD(w.status))
+		}
+	}
+	return fds
+}
+
+// handover describes the sockets and workers for the new image:
+//
+//	v1 gen=G listen=L socks=FD,FD w=PID:SLOT:GEN:FD:READY:ROLE,...
+//
+// READY is 0 or 1, ROLE s (serving) or r (retiring).
+func (m *Master) handover() string {
+	var socks, workers []string
+	for _, s := range m.state.slots {
+		socks = append(socks, strconv.Itoa(s.sock))
+	}
+	for _, w := range m.state.workers {
+		if w.role == retiring && w.killed {
+			continue
+		}
+		ready, r := 0, "s"
+		if w.ready {
+			ready = 1
+		}
+		if w.role == retiring {
+			r = "r"
+		}
+		workers = append(workers, fmt.Sprintf("%d:%d:%d:%d:%d:%s", w.pid, w.slot.index, w.gen, rawFD(w.status), ready, r))
+	}
+	return fmt.Sprintf("v1 gen=%d listen=%s socks=%s w=%s", m.state.gen, m.cfg.Listen,
+		strings.Join(socks, ","), strings.Join(workers, ","))
+}
+
+// rawFD returns f's descriptor without f.Fd, which would make it blocking.
+func rawFD(f *os.File) int {
+	fd := -1
+	if rc, err := f.SyscallConn(); err == nil {
+		_ = rc.Control(func(d uintptr) { fd = int(d) })
+	}
+	return fd
+}
+
+func setCloexec(fds []int, on bool) error {
+	for _, fd := range fds {
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err == nil {
+			if on {
+				flags |= unix.FD_CLOEXEC
+			} else {
+				flags &^= unix.FD_CLOEXEC
+			}
+			_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFD, flags)
+		}
+		if err != nil {
+			return fmt.Errorf("set close-on-exec on %d: %w", fd, os.NewSyscallError("fcntl", err))
+		}
+	}
+	return nil
+}
+
+// adopt takes over what the previous image handed over, then rolls out a
+// new generation from this binary with this image's configuration. If it
+// never becomes ready, the adopted workers keep serving.
+func (m *Master) adopt(desc string, now time.Time) error {
+	h, err := parseHandover(desc)
+	if err != nil {
+		return err
+	}
+	if err := setCloexec(append(h.socks, h.statusFDs()...), true); err != nil {
+		return fmt.Errorf("adopt: %w", err)
+	}
+	m.state.gen = h.gen
+	m.state.slots = newSlots(h.socks, time.Time{})
+	m.setAddr(addrOf(h.socks[0]))
+	for _, a := range h.workers {
+		m.adoptWorker(a, now)
+	}
+	m.log.Info("adopted running workers", masterPid(), zap.Int("generation", h.gen),
+		zap.Int("slots", len(h.socks)), zap.Int("workers", len(h.workers)))
+	m.announceReady()
+	prev := m.cfg
+	prev.Listen, prev.Workers = h.listen, len(h.socks)
+	next := m.cfg
+	m.cfg = prev
+	m.startRollout(next, "upgrade", now)
+	return nil
+}
+
+func (m *Master) adoptWorker(a adopted, now time.Time) {
+	var s *slot
+	if a.slot >= 0 && a.slot < len(m.state.slots) && a.role == serving {
+		s = m.state.slots[a.slot]
+	} else {
+		s = &slot{index: a.slot, sock: -1}
+	}
+	m.state.nextSeq++
+	w := &worker{seq: m.state.nextSeq, pid: a.pid, proc: findProcess(a.pid),
+		status: os.NewFile(uintptr(a.statusFD), "status"), started: now, lastBeat: now,
+		gen: a.gen, slot: s, role: a.role, ready: a.ready}
+	if a.role == serving {
+		s.worker, s.everReady = w, w.ready
+		m.state.everReady = m.state.everReady || w.ready
+	} else {
+		w.drainBy = now.Add(m.cfg.DrainTimeout)
+	}
+	m.state.workers[w.pid] = w
+	go m.watchStatus(w.pid, w.seq, w.status)
+}
+
+// handoverState is a parsed handover description.
+type handoverState struct {
+	gen     int
+	listen  string
+	socks   []int
+	workers []adopted
+}
+
+type adopted struct {
+	pid, slot, gen, statusFD int
+	ready                    bool
+	role                     role
+}
+
+func (h handoverState) statusFDs() []int {
+	fds := make([]int, len(h.workers))
+	for i, w := range h.workers {
+		fds[i] = w.statusFD
+	}
+	return fds
+}
+
+func parseHandover(desc string) (handoverState, error) {
+	var h handoverState
+	fields := strings.Fields(desc)
+	if len(fields) == 0 || fields[0] != "v1" {
+		return h, fmt.Errorf("adopt: unknown handover %q", desc)
+	}
+	var err error
+	for _, f := range fields[1:] {
+		key, val, _ := strings.Cut(f, "=")
+		switch key {
+		case "gen":
+			h.gen, err = strconv.Atoi(val)
+		case "listen":
+			h.listen = val
+		case "socks":
+			h.socks, err = parseInts(val, ",")
+		case "w":
+			h.workers, err = parseWorkers(val)
+		}
+		if err != nil {
+			return h, fmt.Errorf("adopt: parse %s: %w", key, err)
+		}
+	}
+	if len(h.socks) == 0 {
+		return h, errors.New("adopt: no sockets handed over")
+	}
+	if _, err := net.ResolveTCPAddr("tcp", h.listen); err != nil {
+		return h, fmt.Errorf("adopt: %w", err)
+	}
+	return h, nil
+}
+
+func parseWorkers(val string) ([]adopted, error) {
+	var out []adopted
+	for _, item := range strings.Split(val, ",") {
+		if item == "" {
+			continue
+		}
+		parts := strings.Split(item, ":")
+		if len(parts) != 6 {
+			return nil, fmt.Errorf("worker %q: want 6 fields", item)
+		}
+		n, err := parseInts(strings.Join(parts[:5], ":"), ":")
+		if err != nil {
+			return nil, err
+		}
+		a := adopted{pid: n[0], slot: n[1], gen: n[2], statusFD: n[3], ready: n[4] == 1, role: serving}
+		if parts[5] == "r" {
+			a.role = retiring
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func parseInts(val, sep string) ([]int, error) {
+	var out []int
+	for _, p := range strings.Split(val, sep) {
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}

@@ -1,0 +1,50 @@
+package master
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseHandover(t *testing.T) {
+	tests := []struct {
+		name    string
+		desc    string
+		want    handoverState
+		wantErr string
+	}{
+		{
+			name: "serving and retiring workers",
+			desc: "v1 gen=3 listen=127.0.0.1:0 socks=5,6 w=100:0:3:7:1:s,101:1:3:8:0:s,90:2:2:9:1:r",
+			want: handoverState{gen: 3, listen: "127.0.0.1:0", socks: []int{5, 6}, workers: []adopted{
+				{pid: 100, slot: 0, gen: 3, statusFD: 7, ready: true, role: serving},
+				{pid: 101, slot: 1, gen: 3, statusFD: 8, ready: false, role: serving},
+				{pid: 90, slot: 2, gen: 2, statusFD: 9, ready: true, role: retiring},
+			}},
+		},
+		{name: "no workers", desc: "v1 gen=1 listen=:8080 socks=3 w=",
+			want: handoverState{gen: 1, listen: ":8080", socks: []int{3}}},
+		{name: "unknown version", desc: "v2 gen=1", wantErr: "unknown handover"},
+		{name: "no sockets", desc: "v1 gen=1 listen=:1 w=", wantErr: "no sockets"},
+		{name: "bad socket", desc: "v1 gen=1 listen=:1 socks=x", wantErr: "parse socks"},
+		{name: "short worker", desc: "v1 gen=1 listen=:1 socks=3 w=1:2:3", wantErr: "want 6 fields"},
+		{name: "bad listen", desc: "v1 gen=1 listen=nowhere socks=3", wantErr: "adopt"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseHandover(tt.desc)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
