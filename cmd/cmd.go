@@ -36,6 +36,11 @@ func Main(reg *worker.Registry, ext ...Option) {
 func Run(args []string, reg *worker.Registry, stdout, stderr io.Writer, ext ...Option) int {
 	var opts options
 	fs := newFlagSet(&opts, stderr)
+	args, err := roleArgs(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "rpcd: %v\n", err)
+		return 2
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -50,6 +55,8 @@ func Run(args []string, reg *worker.Registry, stdout, stderr io.Writer, ext ...O
 		fmt.Fprintf(stdout, "rpcd %s %s\n", version(), runtime.Version())
 		return 0
 	}
+	sigs, stopCatching := catchMasterSignals(&opts)
+	defer stopCatching()
 	if err := applyConfigFile(fs, opts.configFile); err != nil {
 		fmt.Fprintf(stderr, "rpcd: %v\n", err)
 		return 2
@@ -67,23 +74,21 @@ func Run(args []string, reg *worker.Registry, stdout, stderr io.Writer, ext ...O
 	if slot, ok := os.LookupEnv(master.WorkerSlotEnv); ok {
 		return runWorker(&opts, slot, reg, stderr, newExtras(ext))
 	}
-	return runMaster(&opts, args, stderr)
+	return runMaster(&opts, args, stderr, sigs)
 }
 
-func runMaster(opts *options, args []string, stderr io.Writer) int {
+func runMaster(opts *options, args []string, stderr io.Writer, sigs chan os.Signal) int {
 	logOut := newLogOutput(opts, stderr)
 	log := newLogger(opts, logOut).With(zap.String("role", "master"))
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush
 	defer writePidfile(opts, log)()
 	service := newServiceNotifier(log)
-	defer service.close()
-	m, err := master.New(withLifecycle(master.Config{
+	m, err := master.New(service.hook(withLifecycle(master.Config{
 		Listen:          opts.listen,
 		Workers:         opts.workers,
 		ShutdownTimeout: opts.shutdownTimeout,
-		Args:            args,
-		OnReady:         service.ready,
-	}, args, logOut), log)
+		Signals:         sigs,
+	}, args, logOut)), log)
 	if err == nil {
 		log.Info("starting", zap.String("version", version()), zap.Int("pid", os.Getpid()),
 			zap.String("listen", opts.listen), zap.Int("workers", opts.workers))

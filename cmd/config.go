@@ -1,12 +1,14 @@
 package cmd
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -90,8 +92,14 @@ func resolve(args []string) (*options, *flag.FlagSet, error) {
 	return opts, fs, nil
 }
 
-// workerArgs passes the resolved settings to workers as explicit flags, so a
-// worker never reads a configuration file that may be half-written.
+// workerArgsEnv names the variable in which a worker gets its resolved
+// flags from the master, as a JSON array of "-name=value" strings. The
+// environment of a process is readable by its owner only, where its command
+// line is readable by every user, and the flags may hold a password.
+const workerArgsEnv = "RPCD_WORKER_ARGS"
+
+// workerArgs lists the resolved settings as explicit flags for the workers,
+// so a worker never reads a configuration file that may be half-written.
 func workerArgs(fs *flag.FlagSet) []string {
 	var args []string
 	fs.Visit(func(f *flag.Flag) {
@@ -103,7 +111,37 @@ func workerArgs(fs *flag.FlagSet) []string {
 	return args
 }
 
+// workerEnv is the environment workers start with: the master's own,
+// without the service manager's socket (only the master speaks for the
+// service), and with args in workerArgsEnv.
+func workerEnv(args []string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if name != notifySocketEnv && name != workerArgsEnv {
+			env = append(env, kv)
+		}
+	}
+	enc, _ := json.Marshal(args) // a []string always encodes
+	return append(env, workerArgsEnv+"="+string(enc))
+}
+
+// roleArgs returns the flags to parse: for a worker, those its master put
+// in workerArgsEnv, then its own command line (empty from a master).
+func roleArgs(args []string) ([]string, error) {
+	enc, ok := os.LookupEnv(workerArgsEnv)
+	if _, worker := os.LookupEnv(master.WorkerSlotEnv); !worker || !ok {
+		return args, nil
+	}
+	var fromMaster []string
+	if err := json.Unmarshal([]byte(enc), &fromMaster); err != nil {
+		return nil, fmt.Errorf("read %s: %w", workerArgsEnv, err)
+	}
+	return append(fromMaster, args...), nil
+}
+
 // masterSettings are the parts of master.Config that come from the flags.
+// The workers' command line stays empty: their settings go in Env.
 func masterSettings(opts *options, fs *flag.FlagSet) master.Config {
 	return master.Config{
 		Listen:          opts.listen,
@@ -111,7 +149,7 @@ func masterSettings(opts *options, fs *flag.FlagSet) master.Config {
 		ShutdownTimeout: opts.shutdownTimeout,
 		DrainTimeout:    opts.drainTimeout,
 		WorkerTimeout:   opts.workerTimeout,
-		Args:            workerArgs(fs),
+		Env:             workerEnv(workerArgs(fs)),
 	}
 }
 
@@ -119,9 +157,10 @@ func masterSettings(opts *options, fs *flag.FlagSet) master.Config {
 // settings for the workers, the SIGHUP reload, the SIGUSR1 log reopen, the
 // SIGUSR2 self-check and the handover from a previous image.
 func withLifecycle(cfg master.Config, args []string, logOut *logOutput) master.Config {
+	cfg.Args, cfg.Env = nil, workerEnv(args)
 	if opts, fs, err := resolve(args); err == nil {
 		s := masterSettings(opts, fs)
-		cfg.Args, cfg.DrainTimeout, cfg.WorkerTimeout = s.Args, s.DrainTimeout, s.WorkerTimeout
+		cfg.Env, cfg.DrainTimeout, cfg.WorkerTimeout = s.Env, s.DrainTimeout, s.WorkerTimeout
 	}
 	cfg.Reload = func() (master.Config, error) {
 		opts, fs, err := resolve(args)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rpcd/rpcd/master"
 	"github.com/rpcd/rpcd/worker"
 )
 
@@ -69,6 +70,32 @@ func TestWorkerArgsCarryResolvedSettings(t *testing.T) {
 	want := []string{"-idle-timeout=5s", "-max-frame=64KiB", "-workers=3"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("worker args %q, want %q", got, want)
+	}
+}
+
+// The settings reach a worker through its environment, not its command line.
+func TestWorkerEnvCarriesArgs(t *testing.T) {
+	t.Setenv(notifySocketEnv, "/run/notify")
+	t.Setenv(workerArgsEnv, `["-stale"]`)
+	want := []string{"-redis-password=p w\n\"x\"", "-workers=3"}
+	env := workerEnv(want)
+	for _, kv := range env {
+		name, val, _ := strings.Cut(kv, "=")
+		switch name {
+		case notifySocketEnv:
+			t.Errorf("worker environment has %s", kv)
+		case workerArgsEnv:
+			t.Setenv(workerArgsEnv, val)
+		}
+	}
+	t.Setenv(master.WorkerSlotEnv, "0")
+	got, err := roleArgs(nil)
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("roleArgs = %q, %v; want %q", got, err, want)
+	}
+	t.Setenv(workerArgsEnv, "not json")
+	if _, err := roleArgs(nil); err == nil {
+		t.Error("roleArgs accepted a malformed variable")
 	}
 }
 

@@ -10,7 +10,8 @@
 //
 // The master re-executes the binary at its own path for each worker, with
 // master.WorkerSlotEnv set and the resolved settings (the -config file with
-// the command-line flags over it) as explicit flags, so a worker never reads
-// the file and serves exactly the methods its binary registered. On SIGHUP
-// the master resolves the settings again for the next generation.
+// the command-line flags over it) as flags in the RPCD_WORKER_ARGS variable,
+// never on the world-readable command line, so a worker never reads the file
+// and serves exactly the methods its binary registered. On SIGHUP the master
+// resolves the settings again for the next generation.
 package cmd

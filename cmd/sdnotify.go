@@ -4,10 +4,11 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/signal"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
+
+	"github.com/rpcd/rpcd/master"
 )
 
 // notifySocketEnv names the datagram socket on which a service manager
@@ -15,65 +16,64 @@ import (
 // abstract socket.
 const notifySocketEnv = "NOTIFY_SOCKET"
 
-// serviceNotifier tells the service manager that the master is ready and,
-// on a stop signal, that it is stopping. A nil *serviceNotifier does nothing.
+// serviceNotifier tells the service manager when the master is ready, when
+// it reloads and when it stops, through the master's hooks. A nil
+// *serviceNotifier does nothing.
 type serviceNotifier struct {
-	addr  *net.UnixAddr
-	log   *zap.Logger
-	stops chan os.Signal
-	done  chan struct{}
+	addr *net.UnixAddr
+	log  *zap.Logger
 }
 
 // newServiceNotifier returns a notifier for $NOTIFY_SOCKET, or nil when it is
-// unset. It unsets the variable so that worker processes, which inherit the
-// master's environment, never notify: only the master speaks for the service.
+// unset. The variable stays in the master's environment, so that the image
+// an upgrade executes speaks for the service too; workers never get it
+// (workerEnv), since only the master speaks for the service.
 func newServiceNotifier(log *zap.Logger) *serviceNotifier {
 	name := os.Getenv(notifySocketEnv)
-	os.Unsetenv(notifySocketEnv)
 	if name == "" {
 		return nil
 	}
-	n := &serviceNotifier{
-		addr:  &net.UnixAddr{Name: name, Net: "unixgram"},
-		log:   log,
-		stops: make(chan os.Signal, 1),
-		done:  make(chan struct{}),
-	}
-	signal.Notify(n.stops, unix.SIGTERM, unix.SIGINT, unix.SIGQUIT)
-	go n.notifyStopping()
-	return n
+	return &serviceNotifier{addr: &net.UnixAddr{Name: name, Net: "unixgram"}, log: log}
 }
 
-// ready reports READY=1 with the master's pid. It is the master's OnReady.
-func (n *serviceNotifier) ready() {
-	if n == nil {
-		return
+// hook sets cfg's hooks to notify the service manager.
+func (n *serviceNotifier) hook(cfg master.Config) master.Config {
+	if n != nil {
+		cfg.OnReady, cfg.OnStopping = n.ready, n.stopping
+		cfg.OnReloading, cfg.OnReloaded = n.reloading, n.reloaded
 	}
+	return cfg
+}
+
+// ready reports READY=1 with the master's pid (master.Config.OnReady).
+func (n *serviceNotifier) ready() {
 	n.send(fmt.Sprintf("READY=1\nMAINPID=%d", os.Getpid()))
 }
 
-// notifyStopping reports STOPPING=1 on the first stop signal; the master
-// acts on the same signal through its own channel.
-func (n *serviceNotifier) notifyStopping() {
-	select {
-	case <-n.stops:
-		n.send("STOPPING=1")
-	case <-n.done:
+// stopping reports STOPPING=1 (master.Config.OnStopping).
+func (n *serviceNotifier) stopping() { n.send("STOPPING=1") }
+
+// reloading reports RELOADING=1 with the time on the monotonic clock, which
+// Type=notify-reload requires (master.Config.OnReloading).
+func (n *serviceNotifier) reloading() {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		n.log.Warn("read monotonic clock", zap.Error(os.NewSyscallError("clock_gettime", err)))
 	}
+	n.send(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", ts.Nano()/1000))
 }
 
-// close stops watching for stop signals.
-func (n *serviceNotifier) close() {
-	if n == nil {
-		return
-	}
-	signal.Stop(n.stops)
-	close(n.done)
-}
+// reloaded reports READY=1 once a reload has ended, whether the new
+// generation serves or the running one carries on: either way the service
+// runs (master.Config.OnReloaded). The log says which.
+func (n *serviceNotifier) reloaded(error) { n.send("READY=1") }
 
 // send writes one notification datagram. A service manager that cannot be
 // told is no reason to stop serving, so failures are logged.
 func (n *serviceNotifier) send(state string) {
+	if n == nil {
+		return
+	}
 	if err := notify(n.addr, state); err != nil {
 		n.log.Warn("notify service manager", zap.String("socket", n.addr.Name), zap.Error(err))
 	}

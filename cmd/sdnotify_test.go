@@ -1,16 +1,19 @@
 package cmd
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/rpcd/rpcd/master"
 )
 
 // listenNotify opens a datagram socket at name, as a service manager does.
@@ -36,6 +39,8 @@ func readNotice(t *testing.T, conn *net.UnixConn) string {
 	return string(buf[:n])
 }
 
+// The notifier sends each state the master's hooks report, and workers do
+// not get NOTIFY_SOCKET, which stays with the master for its upgrades.
 func TestServiceNotifier(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -52,32 +57,33 @@ func TestServiceNotifier(t *testing.T) {
 			if n == nil {
 				t.Fatal("no notifier with NOTIFY_SOCKET set")
 			}
-			defer n.close()
-			if v, set := os.LookupEnv(notifySocketEnv); set {
-				t.Fatalf("%s=%q is still set; workers would inherit it", notifySocketEnv, v)
+			if os.Getenv(notifySocketEnv) != tt.socket {
+				t.Fatalf("%s unset in the master; an upgraded image could not notify", notifySocketEnv)
 			}
-			n.ready()
+			for _, kv := range workerEnv(nil) {
+				if strings.HasPrefix(kv, notifySocketEnv+"=") {
+					t.Fatalf("worker environment has %s", kv)
+				}
+			}
+			cfg := n.hook(master.Config{})
+			cfg.OnReady()
 			want := fmt.Sprintf("READY=1\nMAINPID=%d", os.Getpid())
 			if got := readNotice(t, conn); got != want {
 				t.Fatalf("got %q, want %q", got, want)
 			}
+			cfg.OnReloading()
+			if got := readNotice(t, conn); !regexp.MustCompile(`^RELOADING=1\nMONOTONIC_USEC=[1-9][0-9]*$`).MatchString(got) {
+				t.Fatalf("on reloading got %q, want RELOADING=1 and MONOTONIC_USEC", got)
+			}
+			cfg.OnReloaded(errors.New("bad config"))
+			if got := readNotice(t, conn); got != "READY=1" {
+				t.Fatalf("on reloaded got %q, want READY=1", got)
+			}
+			cfg.OnStopping()
+			if got := readNotice(t, conn); got != "STOPPING=1" {
+				t.Fatalf("on stopping got %q, want STOPPING=1", got)
+			}
 		})
-	}
-}
-
-// A stop signal is reported as STOPPING=1. The signal is caught here as the
-// master would catch it, so the test process lives on.
-func TestServiceNotifierStopping(t *testing.T) {
-	socket := filepath.Join(t.TempDir(), "notify.sock")
-	conn := listenNotify(t, socket)
-	t.Setenv(notifySocketEnv, socket)
-	n := newServiceNotifier(zap.NewNop())
-	defer n.close()
-	if err := syscall.Kill(os.Getpid(), syscall.SIGQUIT); err != nil {
-		t.Fatal(err)
-	}
-	if got := readNotice(t, conn); got != "STOPPING=1" {
-		t.Fatalf("got %q, want STOPPING=1", got)
 	}
 }
 
@@ -87,8 +93,10 @@ func TestServiceNotifierUnset(t *testing.T) {
 	if n != nil {
 		t.Fatal("a notifier without NOTIFY_SOCKET")
 	}
+	if cfg := n.hook(master.Config{}); cfg.OnReady != nil || cfg.OnStopping != nil || cfg.OnReloading != nil || cfg.OnReloaded != nil {
+		t.Fatal("a nil notifier set hooks")
+	}
 	n.ready() // a nil notifier does nothing
-	n.close()
 }
 
 // A service manager that went away is logged, not fatal.
@@ -98,7 +106,6 @@ func TestServiceNotifierGone(t *testing.T) {
 	var logged strings.Builder
 	log := zap.New(newLogger(&options{logLevel: "info", logFormat: "json"}, &logged).Core())
 	n := newServiceNotifier(log)
-	defer n.close()
 	n.ready()
 	if !strings.Contains(logged.String(), "notify service manager") {
 		t.Fatalf("failure not logged: %q", logged.String())

@@ -7,14 +7,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"syscall"
 	"testing"
 	"time"
 )
 
 // TestServiceNotify runs the binary as systemd's Type=notify would: the
-// master alone sends READY=1 with its pid once its workers are ready, and
-// STOPPING=1 on SIGTERM; the workers do not see NOTIFY_SOCKET.
+// master alone sends READY=1 with its pid once its workers are ready,
+// RELOADING=1 and READY=1 around a reload or an upgrade, and STOPPING=1 on
+// SIGTERM; the workers do not see NOTIFY_SOCKET.
 func TestServiceNotify(t *testing.T) {
 	t.Parallel()
 	socket := filepath.Join(t.TempDir(), "notify.sock")
@@ -50,6 +52,26 @@ func TestServiceNotify(t *testing.T) {
 		}
 		if bytes.Contains(env, []byte("NOTIFY_SOCKET=")) {
 			t.Errorf("worker %d inherited NOTIFY_SOCKET", pid)
+		}
+	}
+	// A reload, then an upgrade, whose new image speaks for the service too:
+	// RELOADING=1 with the monotonic time, READY=1 once the new generation
+	// serves.
+	reloading := regexp.MustCompile(`^RELOADING=1\nMONOTONIC_USEC=[1-9][0-9]*$`)
+	for _, step := range []struct {
+		sig  syscall.Signal
+		want []string
+	}{
+		{sig: syscall.SIGHUP, want: []string{"RELOADING", "READY=1"}},
+		{sig: syscall.SIGUSR2, want: []string{fmt.Sprintf("READY=1\nMAINPID=%d", master), "RELOADING", "READY=1"}},
+	} {
+		if err := cmd.Process.Signal(step.sig); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range step.want {
+			if got := readNotice(t, conn); got != want && !(want == "RELOADING" && reloading.MatchString(got)) {
+				t.Fatalf("notice after %v %q, want %q", step.sig, got, want)
+			}
 		}
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -35,7 +35,9 @@ type Config struct {
 	// Args are the worker's arguments, without the program name.
 	Args []string
 	// Env is the worker's environment; nil means the master's own.
-	// WorkerSlotEnv is added for each worker.
+	// WorkerSlotEnv is added for each worker. The master passes both on
+	// as they are: settings that must stay off the worker's command line
+	// (world-readable in /proc) belong here rather than in Args.
 	Env []string
 	// Stdout and Stderr receive the workers' output; nil means the
 	// master's own.
@@ -52,8 +54,9 @@ type Config struct {
 
 	// Reload, if set, is called on the loop goroutine on SIGHUP to get the
 	// next generation's configuration. An error keeps the running
-	// generation as it is. Path, Env, Stdout, Stderr and the hooks of the
-	// result are ignored: they stay those of the running master.
+	// generation as it is. Path, Stdout, Stderr, Signals and the hooks of
+	// the result are ignored: they stay those of the running master. A nil
+	// Env keeps the running one.
 	Reload func() (Config, error)
 	// Reopen, if set, is called on the loop goroutine on SIGUSR1, before
 	// the workers are sent SIGUSR1, to reopen the master's log.
@@ -66,9 +69,26 @@ type Config struct {
 	// by a master that re-executed itself; empty for a fresh start.
 	Inherited string
 
-	// OnReady, if set, is called once, on the master's loop goroutine, when
-	// every slot's first worker has reported ready. It must not block.
+	// Signals, if set, is a channel from CatchSignals, catching the
+	// master's signals since before New; Run acts on what it buffered and
+	// leaves stopping it to the caller. Nil makes Run catch them itself.
+	Signals chan os.Signal
+
+	// The hooks below, if set, are called on the master's loop goroutine
+	// and must not block. A service manager notifier is their user.
+	//
+	// OnReady is called once, when every slot's first worker has reported
+	// ready.
 	OnReady func()
+	// OnStopping is called once, when a graceful stop begins.
+	OnStopping func()
+	// OnReloading is called when a reload (SIGHUP) begins, and when the
+	// image that an upgrade executed starts rolling out its generation.
+	// OnReloaded follows once that has ended: err is nil when the new
+	// generation serves, else why the running one carries on. A stop that
+	// begins meanwhile skips OnReloaded.
+	OnReloading func()
+	OnReloaded  func(err error)
 }
 
 // withDefaults validates cfg and fills in its zero values.

@@ -15,7 +15,10 @@
 // # Worker processes
 //
 // A worker is a re-exec of Config.Path with Config.Args and Config.Env, plus
-// WorkerSlotEnv=<slot>. It inherits two descriptors:
+// WorkerSlotEnv=<slot>; both come from the generation's configuration, and
+// the master passes them on without looking inside. Settings that may hold a
+// secret belong in Env, which only the owner can read in /proc, not in Args.
+// It inherits two descriptors:
 //
 //   - ListenFD: the slot's listening socket.
 //   - StatusFD: the write end of its status pipe, which it keeps open. It
@@ -37,7 +40,9 @@
 // socket, so nothing queued on it is lost. If a new worker exits or is not
 // ready within Config.StartTimeout, the whole new generation is killed and
 // the running one carries on. A changed address is bound before the new
-// generation starts; the old sockets close as their slots retire.
+// generation starts; the old sockets close as their slots retire. A stop
+// that begins during a rollout stops the new generation with the old one,
+// and the rollout no longer completes.
 //
 // Removing a slot must not reset the connections queued on its socket,
 // which Linux does when the last copy of a SO_REUSEPORT socket closes unless
@@ -83,4 +88,21 @@
 // Reload, upgrade and scaling that arrive while a generation is rolling out
 // wait for it to finish; repeated requests merge into one. Master.Signal
 // feeds a signal through the same path.
+//
+// A process that will run a Master calls CatchSignals first thing and
+// passes the channel in Config.Signals: a signal that arrives while it
+// starts up is then acted on once Run starts, instead of killing it. Across
+// an upgrade, the signals that arrived while the new binary was checked are
+// handed to the new image, which acts on them; SIGHUP and SIGINT are ignored
+// from just before the exec until the new image catches them, and the other
+// signals the Go runtime resets, so only a stop signal in the new image's
+// first moments (before its main runs) can still kill it.
+//
+// # Hooks
+//
+// OnReady, OnStopping, OnReloading and OnReloaded report the master's state
+// changes, as a service manager wants them (sd_notify READY=1, STOPPING=1,
+// RELOADING=1): ready once every slot's first worker is ready; stopping when
+// a graceful stop begins; reloading when a reload or an upgraded image's
+// rollout begins, and reloaded when it has ended either way.
 package master

@@ -5,7 +5,9 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +22,9 @@ const (
 	behaviourEnv = "RPCD_MASTER_TEST_BEHAVIOUR"
 	// behaviourSlotsEnv lists the slots that misbehave (empty: all).
 	behaviourSlotsEnv = "RPCD_MASTER_TEST_SLOTS"
+	// catchingDirEnv names a directory where the fake worker creates a
+	// file named by its pid once it catches SIGTERM.
+	catchingDirEnv = "RPCD_MASTER_TEST_CATCHING"
 )
 
 // Fake worker behaviours.
@@ -29,6 +34,7 @@ const (
 	behaveNeverReady = "never-ready" // never report ready
 	behaveIgnoreTerm = "ignore-term" // ignore SIGTERM
 	behaveRecycle    = "recycle"     // ask to be recycled once ready
+	behaveReadyLate  = "ready-late"  // report ready only when told to stop, then exit
 )
 
 func TestMain(m *testing.M) {
@@ -60,6 +66,9 @@ func runFakeWorker(slot, behaviour string) int {
 	} else {
 		signal.Notify(term, unix.SIGTERM, RetireSignal)
 	}
+	if dir := os.Getenv(catchingDirEnv); dir != "" {
+		os.WriteFile(filepath.Join(dir, strconv.Itoa(os.Getpid())), nil, 0o644)
+	}
 	inherited := os.NewFile(ListenFD, "listener")
 	ln, err := net.FileListener(inherited)
 	inherited.Close()
@@ -68,19 +77,24 @@ func runFakeWorker(slot, behaviour string) int {
 		return 2
 	}
 	go answerConns(ln, slot)
-	if behaviour != behaveNeverReady {
-		status := os.NewFile(StatusFD, "status")
+	status := os.NewFile(StatusFD, "status")
+	if behaviour != behaveNeverReady && behaviour != behaveReadyLate {
 		status.Write([]byte{StatusReady})
 		if behaviour == behaveRecycle {
 			status.Write([]byte{StatusRecycle})
 		}
-		status.Close()
 	}
 	orphaned := time.NewTicker(50 * time.Millisecond)
 	for {
 		select {
 		case <-term:
 			ln.Close()
+			if behaviour == behaveReadyLate {
+				// Ready just as the stop began: the master reads this
+				// before it reaps the exit.
+				status.Write([]byte{StatusReady})
+				time.Sleep(200 * time.Millisecond)
+			}
 			return 0
 		case <-orphaned.C:
 			if os.Getppid() != parent {

@@ -75,11 +75,15 @@ func New(cfg Config, log *zap.Logger) (*Master, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
+	sigs := cfg.Signals
+	if sigs == nil {
+		sigs = make(chan os.Signal, signalBuffer)
+	}
 	return &Master{
 		cfg:          cfg,
 		log:          log,
 		backoff:      defaultBackoff,
-		signals:      make(chan os.Signal, 32),
+		signals:      sigs,
 		statusEvents: make(chan statusEvent),
 		done:         make(chan struct{}),
 	}, nil
@@ -125,8 +129,10 @@ func (m *Master) Run(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return nil
 	}
-	signal.Notify(m.signals, handledSignals()...)
-	defer signal.Stop(m.signals)
+	if m.cfg.Signals == nil {
+		signal.Notify(m.signals, handledSignals()...)
+		defer signal.Stop(m.signals)
+	}
 
 	m.state.workers = make(map[int]*worker)
 	m.state.gen = 1

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,6 +34,22 @@ type harness struct {
 
 	once   sync.Once
 	runErr error
+
+	hookMu sync.Mutex
+	hooks  []string // the hooks called, in order: "stopping", "reloading", "reloaded: <err>"
+}
+
+// hooked returns the hooks called so far.
+func (h *harness) hooked() []string {
+	h.hookMu.Lock()
+	defer h.hookMu.Unlock()
+	return slices.Clone(h.hooks)
+}
+
+func (h *harness) recordHook(name string) {
+	h.hookMu.Lock()
+	h.hooks = append(h.hooks, name)
+	h.hookMu.Unlock()
 }
 
 // fakeConfig starts workers from the test binary; behaviour applies to the
@@ -54,6 +71,9 @@ func startMaster(t *testing.T, cfg Config, tweak func(*Master)) *harness {
 	core, logs := observer.New(zapcore.DebugLevel)
 	h := &harness{logs: logs, result: make(chan error, 1)}
 	cfg.OnReady = func() { h.readyCalls.Add(1) }
+	cfg.OnStopping = func() { h.recordHook("stopping") }
+	cfg.OnReloading = func() { h.recordHook("reloading") }
+	cfg.OnReloaded = func(err error) { h.recordHook(fmt.Sprintf("reloaded: %v", err)) }
 	m, err := New(cfg, zap.New(core))
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -29,6 +29,7 @@ func (m *Master) reload(now time.Time) {
 		m.state.deferred |= actReload
 		return
 	}
+	m.reloading()
 	cfg := m.cfg
 	if m.cfg.Reload != nil {
 		next, err := m.cfg.Reload()
@@ -37,6 +38,7 @@ func (m *Master) reload(now time.Time) {
 		}
 		if err != nil {
 			m.log.Error("reload failed; keeping the running generation", zap.Error(err))
+			m.reloaded(err)
 			return
 		}
 		cfg = next
@@ -46,10 +48,28 @@ func (m *Master) reload(now time.Time) {
 
 // adoptSettings takes next's worker settings and keeps the master's own.
 func (m *Master) adoptSettings(next Config) (Config, error) {
-	next.Path, next.Env, next.Stdout, next.Stderr = m.cfg.Path, m.cfg.Env, m.cfg.Stdout, m.cfg.Stderr
-	next.Reload, next.Reopen, next.OnReady = m.cfg.Reload, m.cfg.Reopen, m.cfg.OnReady
-	next.CheckArgs, next.Inherited = m.cfg.CheckArgs, ""
+	if next.Env == nil {
+		next.Env = m.cfg.Env
+	}
+	next.Path, next.Stdout, next.Stderr, next.Signals = m.cfg.Path, m.cfg.Stdout, m.cfg.Stderr, m.cfg.Signals
+	next.Reload, next.Reopen, next.CheckArgs, next.Inherited = m.cfg.Reload, m.cfg.Reopen, m.cfg.CheckArgs, ""
+	next.OnReady, next.OnStopping = m.cfg.OnReady, m.cfg.OnStopping
+	next.OnReloading, next.OnReloaded = m.cfg.OnReloading, m.cfg.OnReloaded
 	return next.withDefaults()
+}
+
+// reloading calls the OnReloading hook.
+func (m *Master) reloading() {
+	if m.cfg.OnReloading != nil {
+		m.cfg.OnReloading()
+	}
+}
+
+// reloaded calls the OnReloaded hook, unless a stop has begun.
+func (m *Master) reloaded(err error) {
+	if m.cfg.OnReloaded != nil && !m.state.stopping {
+		m.cfg.OnReloaded(err)
+	}
 }
 
 // startRollout binds what the new configuration needs and starts its
@@ -58,13 +78,14 @@ func (m *Master) startRollout(cfg Config, why string, now time.Time) {
 	r := &rollout{gen: m.state.gen + 1, cfg: cfg, why: why}
 	if err := m.bindRollout(r); err != nil {
 		m.log.Error(why+" failed; keeping the running generation", zap.Error(err))
+		m.reloaded(err)
 		return
 	}
 	m.state.roll = r
 	m.log.Info("starting new generation", zap.String("reason", why), zap.Int("generation", r.gen),
 		zap.Int("workers", len(r.slots)), zap.Stringer("addr", r.addr))
 	for _, s := range r.slots {
-		s.worker = m.spawnWorker(s, r.gen, cfg.Args, incoming, now)
+		s.worker = m.spawnWorker(s, r.gen, &r.cfg, incoming, now)
 		if s.worker == nil {
 			m.abortRollout(errors.New("a new worker could not be started"))
 			return
@@ -101,7 +122,7 @@ func (m *Master) bindRollout(r *rollout) error {
 // new slots take over and the old generation drains.
 func (m *Master) commitIfReady(now time.Time) {
 	r := m.state.roll
-	if r == nil {
+	if r == nil || m.state.stopping {
 		return
 	}
 	for _, s := range r.slots {
@@ -114,6 +135,7 @@ func (m *Master) commitIfReady(now time.Time) {
 		s.worker.role = serving
 		s.everReady = true
 	}
+	m.state.everReady = true
 	m.state.roll, m.state.slots, m.state.gen = nil, r.slots, r.gen
 	m.cfg = r.cfg
 	m.setAddr(r.addr)
@@ -126,6 +148,8 @@ func (m *Master) commitIfReady(now time.Time) {
 	}
 	m.log.Info("new generation ready", zap.String("reason", r.why), zap.Int("generation", r.gen),
 		zap.Int("workers", len(r.slots)), zap.Stringer("addr", r.addr))
+	m.announceReady() // if the first generation never was
+	m.reloaded(nil)
 	m.runDeferred(now)
 }
 
@@ -153,6 +177,7 @@ func (m *Master) abortRollout(err error) {
 	}
 	closeSockets(r.newSocks)
 	m.log.Error(r.why+" failed; keeping the running generation", zap.Int("generation", r.gen), zap.Error(err))
+	m.reloaded(err)
 	m.runDeferred(time.Now())
 }
 

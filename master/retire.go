@@ -15,7 +15,7 @@ func (m *Master) recycle(w *worker, now time.Time) {
 		return
 	}
 	m.log.Info("recycling worker", zap.Int("slot", s.index), zap.Int("pid", w.pid))
-	s.next = m.spawnWorker(s, m.state.gen, m.cfg.Args, next, now)
+	s.next = m.spawnWorker(s, m.state.gen, &m.cfg, next, now)
 }
 
 // promote makes slot s's ready replacement its serving worker and drains

@@ -2,6 +2,7 @@ package master
 
 import (
 	"os"
+	"os/signal"
 	"time"
 
 	"go.uber.org/zap"
@@ -35,6 +36,21 @@ var signalActions = map[os.Signal]action{
 	unix.SIGTTOU: actRemoveWorker,
 }
 
+// signalBuffer is how many signals wait for the loop before more are
+// dropped; the kernel merges a pending signal with its repeats anyway.
+const signalBuffer = 32
+
+// CatchSignals starts catching the signals a master acts on and returns the
+// channel that buffers them, for Config.Signals. A process that will run a
+// Master calls it as early as it can: until then SIGHUP, SIGINT and SIGTERM
+// kill it, whereas a signal caught here is acted on once Run starts. The
+// caller stops it (signal.Stop) once Run has returned.
+func CatchSignals() chan os.Signal {
+	sigs := make(chan os.Signal, signalBuffer)
+	signal.Notify(sigs, handledSignals()...)
+	return sigs
+}
+
 func handledSignals() []os.Signal {
 	sigs := make([]os.Signal, 0, len(signalActions))
 	for sig := range signalActions {
@@ -66,7 +82,8 @@ func (m *Master) runSteps(pending action, now time.Time) {
 }
 
 // runActions carries out the actions in pending. Reload, upgrade and
-// scaling wait while a rollout runs (see runDeferred).
+// scaling wait while a rollout runs (see runDeferred). The upgrade comes
+// last, so that a successful exec leaves no other action of pending undone.
 func (m *Master) runActions(pending action, now time.Time) {
 	if pending&actReap != 0 {
 		m.reapChildren(now)
@@ -80,9 +97,6 @@ func (m *Master) runActions(pending action, now time.Time) {
 	if pending&actReopen != 0 {
 		m.reopenLogs()
 	}
-	if pending&actUpgrade != 0 {
-		m.upgrade(now)
-	}
 	if pending&actReload != 0 {
 		m.reload(now)
 	}
@@ -92,6 +106,36 @@ func (m *Master) runActions(pending action, now time.Time) {
 	if pending&actRemoveWorker != 0 {
 		m.removeWorker(now)
 	}
+	if pending&actUpgrade != 0 {
+		// Signals that arrived while the upgrade ran and did not go to
+		// the new image.
+		if late := m.upgrade(now); late != 0 {
+			m.runActions(late, time.Now())
+		}
+	}
+}
+
+// drainSignals takes the signals waiting in the channel without blocking.
+func (m *Master) drainSignals() []os.Signal {
+	var sigs []os.Signal
+	for range signalBuffer {
+		select {
+		case sig := <-m.signals:
+			sigs = append(sigs, sig)
+		default:
+			return sigs
+		}
+	}
+	return sigs
+}
+
+// actionsFor returns what sigs ask for.
+func (m *Master) actionsFor(sigs []os.Signal) action {
+	var act action
+	for _, sig := range sigs {
+		act |= m.actionFor(sig)
+	}
+	return act
 }
 
 // reopenLogs (SIGUSR1) reopens the master's log, then the workers'.

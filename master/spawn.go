@@ -77,11 +77,12 @@ func (s *slot) info() WorkerInfo {
 	return info
 }
 
-// spawnWorker starts a worker of generation gen for slot s with args, in
-// the given role. It returns nil, having logged why, if it could not.
-func (m *Master) spawnWorker(s *slot, gen int, args []string, r role, now time.Time) *worker {
+// spawnWorker starts a worker of generation gen for slot s with the
+// generation's Args and Env, in the given role. It returns nil, having
+// logged why, if it could not.
+func (m *Master) spawnWorker(s *slot, gen int, cfg *Config, r role, now time.Time) *worker {
 	m.state.nextSeq++
-	w, err := m.startProcess(s, args, m.state.nextSeq)
+	w, err := m.startProcess(s, cfg.Args, cfg.Env, m.state.nextSeq)
 	if err != nil {
 		m.log.Warn("spawn worker failed", zap.Int("slot", s.index), zap.Error(err))
 		if r == serving {
@@ -99,7 +100,7 @@ func (m *Master) spawnWorker(s *slot, gen int, args []string, r role, now time.T
 
 // startProcess re-execs the worker binary with the slot's socket on ListenFD
 // and a fresh status pipe on StatusFD.
-func (m *Master) startProcess(s *slot, args []string, seq uint64) (*worker, error) {
+func (m *Master) startProcess(s *slot, args, env []string, seq uint64) (*worker, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("spawn worker %d: %w", s.index, err)
@@ -112,7 +113,7 @@ func (m *Master) startProcess(s *slot, args []string, seq uint64) (*worker, erro
 	}
 	defer null.Close()
 	pid, err := syscall.ForkExec(m.cfg.Path, append([]string{m.cfg.Path}, args...), &syscall.ProcAttr{
-		Env:   append(m.cfg.Env[:len(m.cfg.Env):len(m.cfg.Env)], WorkerSlotEnv+"="+strconv.Itoa(s.index)),
+		Env:   append(env[:len(env):len(env)], WorkerSlotEnv+"="+strconv.Itoa(s.index)),
 		Files: workerFiles(null.Fd(), m.cfg.Stdout.Fd(), m.cfg.Stderr.Fd(), s.sock, w.Fd()),
 	})
 	if err != nil {

@@ -175,7 +175,7 @@ func (m *Master) spawnDue(now time.Time) {
 		}
 		if s.worker == nil && !s.restartAt.IsZero() && !now.Before(s.restartAt) {
 			s.restartAt = time.Time{}
-			s.worker = m.spawnWorker(s, m.state.gen, m.cfg.Args, serving, now)
+			s.worker = m.spawnWorker(s, m.state.gen, &m.cfg, serving, now)
 		}
 	}
 }
@@ -188,6 +188,11 @@ func (m *Master) stopWorkers(now time.Time) {
 	}
 	m.state.stopping = true
 	m.state.stopDeadline = now.Add(m.cfg.ShutdownTimeout)
+	if m.cfg.OnStopping != nil {
+		m.cfg.OnStopping()
+	}
+	// The workers of a rollout get SIGTERM too; one that reports ready
+	// now no longer completes it (commitIfReady).
 	pids := m.signalWorkers(unix.SIGTERM)
 	m.log.Info("stopping workers", masterPid(), zap.Ints("pids", pids),
 		zap.Duration("timeout", m.cfg.ShutdownTimeout))

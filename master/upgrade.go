@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,33 +24,50 @@ const checkTimeout = 10 * time.Second
 // Path, keeping its pid. The sockets and the workers' status pipes survive
 // the exec; the new image adopts them and the running workers, then rolls
 // out a new generation. Everything that can fail is tried before the exec:
-// after a successful one the old image is gone.
-func (m *Master) upgrade(now time.Time) {
+// after a successful one the old image is gone. It returns the actions of
+// the signals that arrived meanwhile if it did not exec.
+func (m *Master) upgrade(now time.Time) (late action) {
 	if m.state.roll != nil {
 		m.state.deferred |= actUpgrade
-		return
+		return 0
 	}
 	err := m.checkBinary()
 	m.excuseSilence(time.Now()) // the loop did not read status pipes meanwhile
 	if err != nil {
 		m.log.Error("upgrade failed; the running master carries on", zap.Error(err))
-		return
+		return 0
+	}
+	// From here, SIGHUP and SIGINT are ignored rather than caught: an
+	// ignored signal stays ignored across the exec until the new image
+	// catches it, where a default one would kill it. The others the Go
+	// runtime resets, so the new image catches them as early as it can.
+	signal.Ignore(ignoredAcrossExec...)
+	defer signal.Notify(m.signals, ignoredAcrossExec...)
+	sigs := m.drainSignals()
+	if late = m.actionsFor(sigs); late&actStop != 0 {
+		m.log.Info("upgrade cancelled: stopping")
+		return late
 	}
 	m.dropReplacements()
 	fds := m.handedOverFDs()
 	if err := setCloexec(fds, false); err != nil {
 		m.log.Error("upgrade failed; the running master carries on", zap.Error(err))
 		setCloexec(fds, true) //nolint:errcheck // best effort: the exec is off
-		return
+		return late
 	}
-	env := append(withoutVar(os.Environ(), InheritEnv), InheritEnv+"="+m.handover())
+	env := append(withoutVar(os.Environ(), InheritEnv), InheritEnv+"="+m.handover(sigs))
 	m.log.Info("upgrading: executing the new binary", zap.String("path", m.cfg.Path), masterPid(),
 		zap.Int("generation", m.state.gen), zap.Int("workers", len(m.state.workers)))
 	_ = m.log.Sync()
 	err = syscall.Exec(m.cfg.Path, os.Args, env)
 	setCloexec(fds, true) //nolint:errcheck // best effort: the exec failed
 	m.log.Error("upgrade failed; the running master carries on", zap.Error(os.NewSyscallError("execve", err)))
+	return late
 }
+
+// ignoredAcrossExec are the handled signals the Go runtime leaves ignored
+// in a new image when they were ignored at its exec.
+var ignoredAcrossExec = []os.Signal{unix.SIGHUP, unix.SIGINT}
 
 // checkBinary runs the binary at Path with CheckArgs and wants exit 0.
 func (m *Master) checkBinary() error {
@@ -90,12 +108,13 @@ func (m *Master) handedOverFDs() []int {
 	return fds
 }
 
-// handover describes the sockets and workers for the new image:
+// handover describes the sockets and workers for the new image, and the
+// signals it is to act on as if it had caught them:
 //
-//	v1 gen=G listen=L socks=FD,FD w=PID:SLOT:GEN:FD:READY:ROLE,...
+//	v1 gen=G listen=L socks=FD,FD w=PID:SLOT:GEN:FD:READY:ROLE,... sigs=N,N
 //
 // READY is 0 or 1, ROLE s (serving) or r (retiring).
-func (m *Master) handover() string {
+func (m *Master) handover(sigs []os.Signal) string {
 	var socks, workers []string
 	for _, s := range m.state.slots {
 		socks = append(socks, strconv.Itoa(s.sock))
@@ -113,8 +132,14 @@ func (m *Master) handover() string {
 		}
 		workers = append(workers, fmt.Sprintf("%d:%d:%d:%d:%d:%s", w.pid, w.slot.index, w.gen, rawFD(w.status), ready, r))
 	}
-	return fmt.Sprintf("v1 gen=%d listen=%s socks=%s w=%s", m.state.gen, m.cfg.Listen,
-		strings.Join(socks, ","), strings.Join(workers, ","))
+	var nums []string
+	for _, sig := range sigs {
+		if n, ok := sig.(unix.Signal); ok {
+			nums = append(nums, strconv.Itoa(int(n)))
+		}
+	}
+	return fmt.Sprintf("v1 gen=%d listen=%s socks=%s w=%s sigs=%s", m.state.gen, m.cfg.Listen,
+		strings.Join(socks, ","), strings.Join(workers, ","), strings.Join(nums, ","))
 }
 
 // rawFD returns f's descriptor without f.Fd, which would make it blocking.
@@ -164,12 +189,26 @@ func (m *Master) adopt(desc string, now time.Time) error {
 	m.log.Info("adopted running workers", masterPid(), zap.Int("generation", h.gen),
 		zap.Int("slots", len(h.socks)), zap.Int("workers", len(h.workers)))
 	m.announceReady()
+	m.replaySignals(h.sigs)
 	prev := m.cfg
 	prev.Listen, prev.Workers = h.listen, len(h.socks)
 	next := m.cfg
 	m.cfg = prev
+	m.reloading()
 	m.startRollout(next, "upgrade", now)
 	return nil
+}
+
+// replaySignals queues the signals the previous image caught but left to
+// this one. The loop has not read any yet, so only a full queue drops one.
+func (m *Master) replaySignals(sigs []os.Signal) {
+	for _, sig := range sigs {
+		select {
+		case m.signals <- sig:
+		default:
+			m.log.Warn("dropped a handed-over signal: too many pending", zap.Stringer("signal", sig))
+		}
+	}
 }
 
 func (m *Master) adoptWorker(a adopted, now time.Time) {
@@ -199,6 +238,7 @@ type handoverState struct {
 	listen  string
 	socks   []int
 	workers []adopted
+	sigs    []os.Signal // caught by the previous image, not acted on
 }
 
 type adopted struct {
@@ -233,6 +273,8 @@ func parseHandover(desc string) (handoverState, error) {
 			h.socks, err = parseInts(val, ",")
 		case "w":
 			h.workers, err = parseWorkers(val)
+		case "sigs":
+			h.sigs, err = parseSignals(val)
 		}
 		if err != nil {
 			return h, fmt.Errorf("adopt: parse %s: %w", key, err)
@@ -268,6 +310,29 @@ func parseWorkers(val string) ([]adopted, error) {
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// parseSignals reads the handed-over signal numbers: those the master
+// handles, at most signalBuffer of them.
+func parseSignals(val string) ([]os.Signal, error) {
+	if val == "" {
+		return nil, nil
+	}
+	nums, err := parseInts(val, ",")
+	if err != nil {
+		return nil, err
+	}
+	if len(nums) > signalBuffer {
+		return nil, fmt.Errorf("%d signals, want at most %d", len(nums), signalBuffer)
+	}
+	sigs := make([]os.Signal, len(nums))
+	for i, n := range nums {
+		sigs[i] = unix.Signal(n)
+		if _, ok := signalActions[sigs[i]]; !ok {
+			return nil, fmt.Errorf("signal %d is not one the master handles", n)
+		}
+	}
+	return sigs, nil
 }
 
 func parseInts(val, sep string) ([]int, error) {

@@ -1,9 +1,12 @@
 package master
 
 import (
+	"os"
 	"reflect"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestParseHandover(t *testing.T) {
@@ -24,6 +27,9 @@ func TestParseHandover(t *testing.T) {
 		},
 		{name: "no workers", desc: "v1 gen=1 listen=:8080 socks=3 w=",
 			want: handoverState{gen: 1, listen: ":8080", socks: []int{3}}},
+		{name: "pending signals", desc: "v1 gen=1 listen=:8080 socks=3 w= sigs=1,15",
+			want: handoverState{gen: 1, listen: ":8080", socks: []int{3}, sigs: []os.Signal{unix.SIGHUP, unix.SIGTERM}}},
+		{name: "unhandled signal", desc: "v1 gen=1 listen=:1 socks=3 sigs=9", wantErr: "parse sigs"},
 		{name: "unknown version", desc: "v2 gen=1", wantErr: "unknown handover"},
 		{name: "no sockets", desc: "v1 gen=1 listen=:1 w=", wantErr: "no sockets"},
 		{name: "bad socket", desc: "v1 gen=1 listen=:1 socks=x", wantErr: "parse socks"},

@@ -27,6 +27,7 @@ const asBinaryEnv = "RPCD_TEST_AS_BINARY"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(asBinaryEnv) == "1" {
+		failWorkerIfAsked()
 		main()
 		return
 	}
