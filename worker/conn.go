@@ -34,6 +34,7 @@ const (
 	pausedOut                       // reading paused: too many unsent answer bytes
 	touched                         // listed for settling after pooled answers were routed
 	closed                          // gone: stale references to the conn must ignore it
+	unheard                         // accepted, nothing received yet; see drainGrace
 )
 
 // handleConn handles one epoll event for c.
@@ -106,6 +107,7 @@ func (w *Worker) handleReadable(c *conn) {
 		return
 	}
 	c.active = w.now
+	c.flags &^= unheard
 	data := w.completePartial(c, buf[:n])
 	w.keep(c, w.processFrames(c, data))
 }
@@ -289,8 +291,9 @@ func (w *Worker) readPaused(c *conn) bool {
 	case w.holdInput(c):
 		return true
 	case len(c.in) == 0:
-		// Draining: at a frame boundary, nothing more is read.
-		return w.draining
+		// Draining: at a frame boundary, nothing more is read, except the first
+		// request of a conn accepted just before the drain (see drainGrace).
+		return w.draining && !w.awaitingFirst(c)
 	}
 	// Frames already held must go before any new input.
 	return protocol.Missing(c.in, w.cfg.ByteOrder) == 0
@@ -325,7 +328,7 @@ func (w *Worker) finishConn(c *conn) bool {
 		switch {
 		case c.flags&peerEOF != 0:
 			c.flags |= closeNow
-		case c.flags&finishing != 0, w.draining && len(c.in) == 0:
+		case c.flags&finishing != 0, w.draining && len(c.in) == 0 && !w.awaitingFirst(c):
 			w.startLinger(c)
 		}
 	}
@@ -344,6 +347,15 @@ func closeReason(f connFlags) string {
 		return "client finished"
 	}
 	return "socket error"
+}
+
+// awaitingFirst reports whether a drain should still wait for c's first
+// request: c was accepted less than drainGrace ago and has sent nothing. The
+// old worker of a reload may accept a connection just before it starts to
+// drain; closing it at once would hand its client an end of stream in answer
+// to the request it is about to send.
+func (w *Worker) awaitingFirst(c *conn) bool {
+	return c.flags&unheard != 0 && w.since(c.active) < drainGrace
 }
 
 // startLinger shuts the write side, so the client reads a clean end of stream

@@ -132,3 +132,24 @@ func TestShutdownIgnoresOrphanedJob(t *testing.T) {
 		t.Fatalf("Serve = %v, want nil", err)
 	}
 }
+
+// A conn accepted just before the drain, whose client has not sent anything
+// yet, gets its first request answered before the clean end of stream; one
+// that stays silent is closed once drainGrace has passed.
+func TestShutdownServesNewConnsFirstRequest(t *testing.T) {
+	s := startWorker(t, Config{})
+	talker, silent := dial(t, s.addr), dial(t, s.addr)
+	s.waitStats(t, "both conns accepted", func(st Stats) bool { return st.Accepted == 2 })
+	s.w.Shutdown()
+	s.waitDraining(t)
+	talker.write(request("ping", `"first"`))
+	if got := talker.answersUntilEOF(); !slices.Equal(got, []string{`pong "first"`}) {
+		t.Fatalf("answers after shutdown = %q", got)
+	}
+	silent.expectEOF()
+	talker.conn.Close()
+	silent.conn.Close()
+	if err := s.wait(t); err != nil {
+		t.Fatalf("Serve = %v, want nil", err)
+	}
+}

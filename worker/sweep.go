@@ -13,6 +13,8 @@ func (w *Worker) sweep() {
 		}
 		if why := w.expired(c); why != "" {
 			w.closeConn(c, why)
+		} else if w.draining {
+			w.settle(c) // a conn whose drainGrace ran out starts its lingering close
 		}
 	}
 }
@@ -30,7 +32,7 @@ func (w *Worker) expired(c *conn) string {
 		if d := w.cfg.ReadTimeout; d > 0 && !w.readPaused(c) && w.since(c.partialAt) >= d {
 			return "read timeout"
 		}
-	case c.out == nil && c.order == nil && c.flags == 0:
+	case c.out == nil && c.order == nil && c.flags&^unheard == 0:
 		if d := w.cfg.IdleTimeout; d > 0 && w.since(c.active) >= d {
 			return "idle timeout"
 		}

@@ -23,6 +23,7 @@ const (
 	maxTick        = time.Second           // longest wait between timeout sweeps
 	minTick        = 10 * time.Millisecond // shortest wait between timeout sweeps
 	drainTick      = lingerTimeout / 4     // sweep period while draining
+	drainGrace     = time.Second           // a drain waits this long for a new conn's first request
 	maxFreeQueues  = 64                    // answer queues kept for reuse
 )
 
@@ -368,7 +369,7 @@ func (w *Worker) openConn(fd int, sa unix.Sockaddr) {
 		return
 	}
 	w.nextID++
-	c := &conn{fd: int32(fd), id: w.nextID, events: unix.EPOLLIN, active: w.now}
+	c := &conn{fd: int32(fd), id: w.nextID, events: unix.EPOLLIN, active: w.now, flags: unheard}
 	if fd >= len(w.conns) {
 		w.conns = append(w.conns, make([]*conn, max(fd+1, 2*len(w.conns))-len(w.conns))...)
 	}
