@@ -42,5 +42,8 @@
 // Shutdown stops accepting, answers every request already read, completes a
 // half-received frame, then closes each connection at a frame boundary with a
 // lingering close so the client sees a clean end of stream after its last
-// answer. Serve then returns nil.
+// answer. A connection accepted just before the drain that has sent nothing
+// yet gets its first request answered if it arrives within a second. Anything
+// a client sends after the end of stream was not read: a client may safely
+// send it again on a new connection. Serve then returns nil.
 package worker
