@@ -536,29 +536,6 @@ func inode(t *testing.T, path string) uint64 {
 	return st.Ino
 }
 
-// launchBinary is launch for a binary at path.
-func launchBinary(t *testing.T, path string, args ...string) *server {
-	t.Helper()
-	cmd := exec.Command(path, args...)
-	cmd.Env = append(os.Environ(), asBinaryEnv+"=1", "GORACE=atexit_sleep_ms=0")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := &server{t: t, cmd: cmd, logs: newLogWatcher(stderr), exited: make(chan struct{})}
-	go func() {
-		<-s.logs.eof
-		s.err = cmd.Wait()
-		close(s.exited)
-	}()
-	t.Cleanup(s.cleanup)
-	return s
-}
-
 // listeners shows ss's view of the listening sockets on addr: one per
 // slot, with its accept queue.
 func listeners(addr string) string {

@@ -59,7 +59,13 @@ func startServer(t *testing.T, args ...string) *server {
 // launch starts rpcd with exactly args and returns without waiting.
 func launch(t *testing.T, args ...string) *server {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
+	return launchBinary(t, os.Args[0], args...)
+}
+
+// launchBinary is launch for the binary at path.
+func launchBinary(t *testing.T, path string, args ...string) *server {
+	t.Helper()
+	cmd := exec.Command(path, args...)
 	cmd.Env = append(os.Environ(), asBinaryEnv+"=1", "GORACE=atexit_sleep_ms=0")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, err := cmd.StderrPipe()
