@@ -15,6 +15,7 @@ import (
 // serverColors keeps each server's colour the same in every panel.
 var serverColors = map[string]color.Color{
 	"rpcd":     color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
+	"rpcd-1w":  color.RGBA{R: 0x9e, G: 0xc8, B: 0xe6, A: 0xff},
 	"goserver": color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
 	"gnet":     color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
 	"redis":    color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff},

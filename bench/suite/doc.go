@@ -2,8 +2,8 @@
 // with the same client (cmd/rpcbench) and the same frames, and publishes the
 // result: a markdown table in docs/benchmarks.md and a chart next to it.
 //
-// The servers are rpcd (one worker per CPU), goserver (a goroutine per
-// connection), gnetserver (gnet v2, multicore, reuseport) and redis-server
+// The servers are rpcd (one worker per CPU), rpcd-1w (one worker, like
+// single-threaded redis), goserver (a goroutine per connection), gnetserver (gnet v2, multicore, reuseport) and redis-server
 // answering PING over RESP, this machine's reference for a tuned C epoll loop.
 // Each load run is rpcbench with -pid, so the server's CPU time per request is
 // summed from /proc over every process of the server. Runs alternate between

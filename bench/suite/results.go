@@ -78,7 +78,7 @@ const baseline = "redis"
 func (r *results) table() string {
 	o := r.opts
 	var b strings.Builder
-	fmt.Fprintf(&b, "Medians of %d runs of %v (after %v warmup) at %d connections; %d CPUs, %s, %s/%s; rpcd with %d workers; run %s.\n\n",
+	fmt.Fprintf(&b, "Medians of %d runs of %v (after %v warmup) at %d connections; %d CPUs, %s, %s/%s; rpcd with %d workers, rpcd-1w with 1; run %s.\n\n",
 		o.repeat, o.duration, o.warmup, o.conns, runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH,
 		o.workers, r.started.UTC().Format("2006-01-02"))
 	b.WriteString("| server | depth | CPU µs/req | × redis | req/s | p50 µs | p99 µs |\n")
