@@ -110,12 +110,13 @@ func runWorker(opts *options, slotEnv string, reg *worker.Registry, stderr io.Wr
 	status := newStatusPipe(opts, log)
 	order, _ := protocol.ParseByteOrder(opts.byteOrder)
 	w, err := worker.New(worker.Config{
-		ByteOrder:   order,
-		MaxFrame:    uint32(opts.maxFrame),
-		IdleTimeout: opts.idleTimeout,
-		ReadTimeout: opts.readTimeout,
-		PoolSize:    opts.poolSize,
-		QueueSize:   opts.queueSize,
+		ByteOrder:    order,
+		MaxFrame:     uint32(opts.maxFrame),
+		IdleTimeout:  opts.idleTimeout,
+		ReadTimeout:  opts.readTimeout,
+		WriteTimeout: opts.writeTimeout,
+		PoolSize:     opts.poolSize,
+		QueueSize:    opts.queueSize,
 
 		HandlerTimeout: opts.handlerTimeout,
 		Heartbeat:      status.heartbeat,

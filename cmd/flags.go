@@ -23,6 +23,7 @@ type options struct {
 	maxFrame        byteSize
 	idleTimeout     time.Duration
 	readTimeout     time.Duration
+	writeTimeout    time.Duration
 	shutdownTimeout time.Duration
 	logLevel        string
 	logFormat       string
@@ -74,6 +75,7 @@ func newFlagSet(opts *options, out io.Writer) *flag.FlagSet {
 	fs.Var(&opts.maxFrame, "max-frame", "largest request body in bytes (suffixes KiB, MiB); a longer frame is answered with frame_too_large and its connection closed")
 	fs.DurationVar(&opts.idleTimeout, "idle-timeout", 60*time.Second, "close a connection with nothing in flight after this quiet spell (0 disables)")
 	fs.DurationVar(&opts.readTimeout, "read-timeout", 30*time.Second, "drop a connection whose frame stays half-received this long (0 disables)")
+	fs.DurationVar(&opts.writeTimeout, "write-timeout", 30*time.Second, "drop a connection whose pending answers make no progress this long: a client that stopped reading (0 disables)")
 	fs.DurationVar(&opts.shutdownTimeout, "shutdown-timeout", 8*time.Second, "on a stop signal, how long workers may drain before they are killed")
 	fs.StringVar(&opts.logLevel, "log-level", "info", "log level: debug (adds a line per request), info, warn or error")
 	fs.StringVar(&opts.logFormat, "log-format", "console", "log format: console or json")
@@ -101,8 +103,8 @@ func (o *options) check() error {
 	if _, err := protocol.ParseByteOrder(o.byteOrder); err != nil {
 		return fmt.Errorf("-byteorder: %w", err)
 	}
-	if o.idleTimeout < 0 || o.readTimeout < 0 || o.shutdownTimeout <= 0 {
-		return errors.New("-idle-timeout and -read-timeout must not be negative, -shutdown-timeout must be positive")
+	if o.idleTimeout < 0 || o.readTimeout < 0 || o.writeTimeout < 0 || o.shutdownTimeout <= 0 {
+		return errors.New("-idle-timeout, -read-timeout and -write-timeout must not be negative, -shutdown-timeout must be positive")
 	}
 	if err := o.checkBlocking(); err != nil {
 		return err

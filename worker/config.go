@@ -19,13 +19,14 @@ const (
 
 // Config tunes a Worker. Zero fields take defaults.
 type Config struct {
-	ByteOrder   protocol.ByteOrder
-	MaxFrame    uint32        // largest request body; default protocol.DefaultMaxFrame
-	IdleTimeout time.Duration // close conns with nothing in flight after this quiet spell (0 = never)
-	ReadTimeout time.Duration // drop a conn whose frame stays half-received this long (0 = never)
-	MaxPending  int           // per-conn cap on unsent answer bytes before reading pauses; default DefaultMaxPending
-	PoolSize    int           // offload goroutines; default GOMAXPROCS
-	QueueSize   int           // offload queue bound, full => overloaded; default DefaultQueueSize
+	ByteOrder    protocol.ByteOrder
+	MaxFrame     uint32        // largest request body; default protocol.DefaultMaxFrame
+	IdleTimeout  time.Duration // close conns with nothing in flight after this quiet spell (0 = never)
+	ReadTimeout  time.Duration // drop a conn whose frame stays half-received this long (0 = never)
+	WriteTimeout time.Duration // drop a conn whose unsent answers make no progress this long (0 = never)
+	MaxPending   int           // per-conn cap on unsent answer bytes before reading pauses; default DefaultMaxPending
+	PoolSize     int           // offload goroutines; default GOMAXPROCS
+	QueueSize    int           // offload queue bound, full => overloaded; default DefaultQueueSize
 	// HandlerTimeout bounds each Blocking call, from the moment it is queued:
 	// its ctx carries the deadline, and the loop answers timeout once it passes.
 	// Default DefaultHandlerTimeout.
@@ -41,7 +42,7 @@ func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.ByteOrder != protocol.LittleEndian && c.ByteOrder != protocol.BigEndian:
 		return c, fmt.Errorf("byte order %d: unknown", c.ByteOrder)
-	case c.IdleTimeout < 0, c.ReadTimeout < 0, c.HandlerTimeout < 0:
+	case c.IdleTimeout < 0, c.ReadTimeout < 0, c.WriteTimeout < 0, c.HandlerTimeout < 0:
 		return c, errors.New("timeouts must not be negative")
 	case c.MaxPending < 0, c.PoolSize < 0, c.QueueSize < 0:
 		return c, errors.New("MaxPending, PoolSize and QueueSize must not be negative")

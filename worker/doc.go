@@ -35,7 +35,8 @@
 // method only fails that request. Reading from a connection pauses while its
 // unsent answers exceed Config.MaxPending, so a client that never reads costs
 // bounded memory. Config.IdleTimeout closes quiet connections and
-// Config.ReadTimeout drops connections that leave a frame half sent.
+// Config.ReadTimeout drops connections that leave a frame half sent, and
+// Config.WriteTimeout those that stop reading their answers.
 //
 // # Shutdown
 //

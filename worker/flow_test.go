@@ -137,3 +137,19 @@ func TestIdleConnsCostLittleHeap(t *testing.T) {
 		t.Fatalf("%d heap bytes per idle conn", perConn)
 	}
 }
+
+// A client that stops reading is dropped once its answers have made no
+// progress for WriteTimeout, so it cannot hold its memory, or a drain, for
+// ever; other clients are served meanwhile.
+func TestWriteTimeoutDropsStalledReader(t *testing.T) {
+	s := startWorker(t, Config{MaxPending: 256 << 10, WriteTimeout: 300 * time.Millisecond})
+	stalled := dial(t, s.addr)
+	var batch []byte
+	for i := range 100 {
+		batch = append(batch, request("big", fmt.Sprintf("[%d,%d]", i, 64<<10))...)
+	}
+	stalled.write(batch)
+	s.waitStats(t, "reading to pause", func(st Stats) bool { return st.Paused == 1 })
+	dial(t, s.addr).expectPing()
+	s.waitStats(t, "the stalled conn to be dropped", func(st Stats) bool { return st.Open == 1 && st.Paused == 0 })
+}

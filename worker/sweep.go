@@ -21,6 +21,11 @@ func (w *Worker) sweep() {
 
 // expired names the timeout c has run out of, or returns "".
 func (w *Worker) expired(c *conn) string {
+	// Answers the socket will not take, with no progress for WriteTimeout: the
+	// client stopped reading. Its reading is paused too, so nothing else expires it.
+	if d := w.cfg.WriteTimeout; d > 0 && len(c.out) > 0 && c.flags&lingering == 0 && w.since(c.active) >= d {
+		return "write timeout"
+	}
 	switch {
 	case c.flags&lingering != 0:
 		if w.since(c.active) >= lingerTimeout {

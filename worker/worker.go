@@ -87,7 +87,7 @@ func New(cfg Config, reg *Registry, log *zap.Logger) (*Worker, error) {
 // [minTick, maxTick].
 func tickFor(cfg Config) time.Duration {
 	tick := maxTick
-	for _, d := range [...]time.Duration{cfg.IdleTimeout, cfg.ReadTimeout} {
+	for _, d := range [...]time.Duration{cfg.IdleTimeout, cfg.ReadTimeout, cfg.WriteTimeout} {
 		if d > 0 {
 			tick = min(tick, d/4)
 		}
