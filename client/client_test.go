@@ -191,6 +191,28 @@ func TestCancelledCallKeepsOrder(t *testing.T) {
 	}
 }
 
+// A call whose deadline has passed before its request is written fails
+// alone: the connection, and the calls waiting on it, carry on.
+func TestExpiredCallKeepsConnection(t *testing.T) {
+	addr, g := serve(t, worker.Config{})
+	c := dialT(t, addr, Options{Conns: 1})
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := c.Call(context.Background(), "hold", []byte(`"kept"`))
+		errc <- err
+	}()
+	<-g.started
+	expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	if _, _, err := c.Call(expired, "ping", nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("expired call returned %v, want a deadline error", err)
+	}
+	close(g.release)
+	if err := <-errc; err != nil {
+		t.Fatalf("call in flight beside the expired one returned %v", err)
+	}
+}
+
 func TestTimeout(t *testing.T) {
 	addr, g := serve(t, worker.Config{})
 	c := dialT(t, addr, Options{Conns: 1, Timeout: 50 * time.Millisecond})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -114,14 +115,25 @@ func (ss *session) write(ctx context.Context, p *pending, frame []byte) {
 	n, err := ss.nc.Write(frame)
 	ss.mu.Lock()
 	if err == nil {
-		// Expect an answer within readTimeout; see readAnswers.
-		_ = ss.nc.SetReadDeadline(time.Now().Add(ss.readTimeout))
+		// Expect an answer within readTimeout; see readAnswers. If every answer
+		// is in already, pop has cleared the deadline and it must stay clear.
+		if len(ss.pending) > 0 {
+			_ = ss.nc.SetReadDeadline(time.Now().Add(ss.readTimeout))
+		}
 		ss.mu.Unlock()
 		return
 	}
 	if last := len(ss.pending) - 1; n < len(frame) && last >= 0 && ss.pending[last] == p {
 		ss.pending = ss.pending[:last]
 		p.err = errNotSent
+		if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+			// The call's own deadline passed before any byte went out: the
+			// stream is intact, so the calls waiting on it carry on.
+			p.err = fmt.Errorf("send request: %w", context.DeadlineExceeded)
+			close(p.done)
+			ss.mu.Unlock()
+			return
+		}
 		close(p.done)
 	}
 	ss.mu.Unlock()

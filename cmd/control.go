@@ -76,6 +76,10 @@ func writePidfile(opts *options, log *zap.Logger) (remove func()) {
 	if opts.pidFile == "" {
 		return func() {}
 	}
+	if pid, ok := runningPid(opts.pidFile); ok {
+		log.Warn("pidfile names a running process; leaving it", zap.String("pidfile", opts.pidFile), zap.Int("pid", pid))
+		return func() {}
+	}
 	tmp := opts.pidFile + ".tmp"
 	err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
 	if err == nil {
@@ -86,6 +90,21 @@ func writePidfile(opts *options, log *zap.Logger) (remove func()) {
 		return func() {}
 	}
 	return func() { os.Remove(opts.pidFile) }
+}
+
+// runningPid returns the pid in path if it names another live process: a
+// master already running, whose file a second one must not take over.
+func runningPid(path string) (int, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 || pid == os.Getpid() {
+		return 0, false
+	}
+	err = unix.Kill(pid, 0)
+	return pid, err == nil || err == unix.EPERM
 }
 
 // logOutput is the log destination: -log-file, reopened on SIGUSR1 for

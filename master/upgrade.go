@@ -186,6 +186,11 @@ func (m *Master) adopt(desc string, now time.Time) error {
 	for _, a := range h.workers {
 		m.adoptWorker(a, now)
 	}
+	for _, s := range m.state.slots {
+		if s.worker == nil { // its worker had exited: start one as usual
+			s.restartAt = now
+		}
+	}
 	m.log.Info("adopted running workers", masterPid(), zap.Int("generation", h.gen),
 		zap.Int("slots", len(h.socks)), zap.Int("workers", len(h.workers)))
 	m.announceReady()

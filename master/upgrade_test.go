@@ -1,10 +1,12 @@
 package master
 
 import (
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -53,4 +55,26 @@ func TestParseHandover(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A slot that had no worker when the previous image handed over (its worker
+// had crashed and waited for a restart) gets one from the new image, even
+// when the new image's rollout fails.
+func TestAdoptRefillsEmptySlot(t *testing.T) {
+	socks, _, err := bindSockets("127.0.0.1:0", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := fakeConfig(2, behaveNeverReady, "1")
+	cfg.StartTimeout = 300 * time.Millisecond
+	cfg.Inherited = fmt.Sprintf("v1 gen=4 listen=127.0.0.1:0 socks=%d w=", socks[0])
+	h := startMaster(t, cfg, nil)
+	h.allowErrorLogs = true
+	waitFor(t, "rollout aborted", func() bool {
+		return h.logs.FilterMessage("upgrade failed; keeping the running generation").Len() == 1
+	})
+	waitFor(t, "the handed-over slot served", func() bool {
+		ws := h.m.Workers()
+		return len(ws) == 1 && ws[0].Ready && ws[0].Generation == 4
+	})
 }
