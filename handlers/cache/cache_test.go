@@ -126,6 +126,7 @@ func TestBadParams(t *testing.T) {
 		{name: "key not a string", method: "cache.get", params: `{"key":1}`, wantShape: `{"key": string}`},
 		{name: "empty key", method: "cache.get", params: `{"key":""}`, wantShape: `{"key": string}`},
 		{name: "unknown member", method: "cache.get", params: `{"key":"a","keyz":1}`, wantShape: `{"key": string}`},
+		{name: "member spelled in capitals", method: "cache.get", params: `{"KEY":"a"}`, wantShape: `{"key": string}`},
 		{name: "member of another method", method: "cache.get", params: `{"key":"a","ttl":1}`, wantShape: `{"key": string}`},
 		{name: "set without value", method: "cache.set", params: `{"key":"a"}`, wantShape: `"value": any JSON`},
 		{name: "set zero ttl", method: "cache.set", params: `{"key":"a","value":1,"ttl":0}`, wantShape: `"ttl"?: seconds`},

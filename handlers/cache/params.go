@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/rpcd/rpcd/protocol"
@@ -46,6 +47,19 @@ func badParams(method, shape, why string) error {
 func decodeInto(method, shape string, raw []byte, p *params) error {
 	if raw = bytes.TrimSpace(raw); len(raw) == 0 || raw[0] != '{' {
 		return badParams(method, shape, "params are not an object")
+	}
+	// encoding/json matches member names without regard to case; the cache
+	// takes its members spelled exactly.
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil {
+		return badParams(method, shape, err.Error())
+	}
+	for name := range members {
+		switch name {
+		case "key", "keys", "value", "ttl", "by", "items":
+		default:
+			return badParams(method, shape, "unknown member "+strconv.Quote(name))
+		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
