@@ -126,6 +126,7 @@ func runWorker(opts *options, slotEnv string, reg *worker.Registry, stderr io.Wr
 		return 1
 	}
 	defer ext.openCache(opts, log)()
+	defer startCPUProfile(opts.cpuProfileDir, slot, log)()
 	status.w = w
 	stopOnSignal(w, log)
 	handleWorkerSignals(w, logOut, log)

@@ -24,6 +24,7 @@ type options struct {
 	idleTimeout     time.Duration
 	readTimeout     time.Duration
 	writeTimeout    time.Duration
+	cpuProfileDir   string
 	shutdownTimeout time.Duration
 	logLevel        string
 	logFormat       string
@@ -75,6 +76,7 @@ func newFlagSet(opts *options, out io.Writer) *flag.FlagSet {
 	fs.Var(&opts.maxFrame, "max-frame", "largest request body in bytes (suffixes KiB, MiB); a longer frame is answered with frame_too_large and its connection closed")
 	fs.DurationVar(&opts.idleTimeout, "idle-timeout", 60*time.Second, "close a connection with nothing in flight after this quiet spell (0 disables)")
 	fs.DurationVar(&opts.readTimeout, "read-timeout", 30*time.Second, "drop a connection whose frame stays half-received this long (0 disables)")
+	fs.StringVar(&opts.cpuProfileDir, "cpuprofile-dir", "", "each worker writes a Go CPU profile of its whole life into this `directory` (for go tool pprof)")
 	fs.DurationVar(&opts.writeTimeout, "write-timeout", 30*time.Second, "drop a connection whose pending answers make no progress this long: a client that stopped reading (0 disables)")
 	fs.DurationVar(&opts.shutdownTimeout, "shutdown-timeout", 8*time.Second, "on a stop signal, how long workers may drain before they are killed")
 	fs.StringVar(&opts.logLevel, "log-level", "info", "log level: debug (adds a line per request), info, warn or error")
