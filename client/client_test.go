@@ -8,12 +8,12 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rpcd/rpcd/protocol"
 	"github.com/rpcd/rpcd/worker"
+	"github.com/rpcd/rpcd/worker/workertest"
 )
 
 // waitLimit bounds every wait in these tests.
@@ -45,51 +45,17 @@ func testRegistry(g *gate) *worker.Registry {
 // serve runs a worker on 127.0.0.1 in this process and returns its address.
 func serve(t *testing.T, cfg worker.Config) (string, *gate) {
 	t.Helper()
-	l, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := l.File()
-	l.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Serve owns the descriptor it gets: hand it a copy the *os.File's
-	// finalizer cannot close.
-	lfd, err := syscall.Dup(int(f.Fd()))
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
 	g := &gate{started: make(chan struct{}, 100), release: make(chan struct{})}
-	w, err := worker.New(cfg, testRegistry(g), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ready, done := make(chan struct{}), make(chan error, 1)
-	go func() { done <- w.Serve(lfd, func() { close(ready) }) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("Serve: %v", err)
-	}
+	addr := workertest.Start(t, cfg, testRegistry(g))
+	// Runs before the worker's shutdown: held handlers must be let go first.
 	t.Cleanup(func() {
 		select {
 		case <-g.release:
 		default:
 			close(g.release)
 		}
-		w.Shutdown()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(waitLimit):
-			t.Error("Serve did not return")
-		}
 	})
-	return l.Addr().String(), g
+	return addr, g
 }
 
 func dialT(t *testing.T, addr string, opts Options) *Client {

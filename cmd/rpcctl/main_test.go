@@ -3,55 +3,24 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/rpcd/rpcd/handlers"
 	"github.com/rpcd/rpcd/protocol"
 	"github.com/rpcd/rpcd/worker"
+	"github.com/rpcd/rpcd/worker/workertest"
 )
 
 // serve runs a worker with the built-in methods on 127.0.0.1 in this process.
 func serve(t *testing.T, order protocol.ByteOrder) string {
 	t.Helper()
-	l, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := l.File()
-	l.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	lfd, err := syscall.Dup(int(f.Fd()))
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg := worker.NewRegistry()
 	handlers.Register(reg)
 	reg.Register("fail", worker.Inline, func(context.Context, []byte, *worker.Reply) error {
 		return protocol.Errorf("custom", "it failed")
 	})
-	w, err := worker.New(worker.Config{ByteOrder: order}, reg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ready, done := make(chan struct{}), make(chan error, 1)
-	go func() { done <- w.Serve(lfd, func() { close(ready) }) }()
-	<-ready
-	t.Cleanup(func() {
-		w.Shutdown()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("Serve did not return")
-		}
-	})
-	return l.Addr().String()
+	return workertest.Start(t, worker.Config{ByteOrder: order}, reg)
 }
 
 func TestRun(t *testing.T) {

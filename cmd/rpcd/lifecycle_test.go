@@ -446,20 +446,7 @@ func waitNoZombies(t *testing.T, master int) {
 }
 
 func childrenInState(parent int, state string) []int {
-	var pids []int
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, path := range stats {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			continue
-		}
-		rest := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if len(rest) > 1 && rest[1] == strconv.Itoa(parent) && rest[0] == state {
-			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(path)))
-			pids = append(pids, pid)
-		}
-	}
-	return pids
+	return childPids(parent, func(st string) bool { return st == state })
 }
 
 // servingPids follows the master's log to the workers serving now: ready,

@@ -121,8 +121,14 @@ func (s *server) waitExit(timeout time.Duration) int {
 	return 0
 }
 
-// workerPids lists the master's children from /proc.
+// workerPids lists the master's live (not zombie) children from /proc.
 func (s *server) workerPids() []int {
+	return childPids(s.pid(), func(state string) bool { return state != "Z" })
+}
+
+// childPids lists parent's children from /proc whose state (R, S, Z, ...)
+// keep accepts.
+func childPids(parent int, keep func(state string) bool) []int {
 	var pids []int
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	for _, path := range stats {
@@ -132,7 +138,7 @@ func (s *server) workerPids() []int {
 		}
 		// Fields after the command's closing paren: state, ppid, ...
 		rest := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if len(rest) > 1 && rest[1] == strconv.Itoa(s.pid()) && rest[0] != "Z" {
+		if len(rest) > 1 && rest[1] == strconv.Itoa(parent) && keep(rest[0]) {
 			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(path)))
 			pids = append(pids, pid)
 		}
