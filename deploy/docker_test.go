@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rpcd/rpcd/internal/procfs"
+	"github.com/rpcd/rpcd/internal/waitfor"
 )
 
 var (
@@ -106,26 +108,7 @@ func (c *container) masterPid() int {
 
 // workerPids are the host pids of the master's live children: the workers.
 func (c *container) workerPids() []int {
-	return childPids(c.masterPid())
-}
-
-// childPids lists the live children of pid, sorted, from the host's /proc.
-func childPids(parent int) []int {
-	var pids []int
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, path := range stats {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			continue
-		}
-		rest := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if len(rest) > 1 && rest[1] == strconv.Itoa(parent) && rest[0] != "Z" {
-			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(path)))
-			pids = append(pids, pid)
-		}
-	}
-	slices.Sort(pids)
-	return pids
+	return procfs.Children(c.masterPid(), procfs.Live)
 }
 
 // logEntry is one JSON log line of the container.
@@ -147,17 +130,6 @@ func (c *container) logs() []logEntry {
 		}
 	}
 	return entries
-}
-
-// waitFor polls cond every 100ms until it holds, failing after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("%s: not within %v", what, timeout)
 }
 
 func TestImage(t *testing.T) {
@@ -232,8 +204,8 @@ func TestContainerServes(t *testing.T) {
 	if f := strings.Fields(nspid); len(f) < 3 || f[len(f)-1] != "1" {
 		t.Errorf("rpcd's master is not PID 1 in the container: %q", nspid)
 	}
-	waitFor(t, 10*time.Second, "two workers", func() bool { return len(c.workerPids()) == 2 })
-	waitFor(t, 40*time.Second, "health status healthy", func() bool {
+	waitfor.Until(t, 10*time.Second, "two workers", func() bool { return len(c.workerPids()) == 2 })
+	waitfor.Until(t, 40*time.Second, "health status healthy", func() bool {
 		return c.inspect("{{.State.Health.Status}}") == "healthy"
 	})
 }
@@ -279,13 +251,13 @@ func TestKilledWorkerIsHealed(t *testing.T) {
 	t.Parallel()
 	c := runContainer(t, nil, "-workers=2")
 	var before []int
-	waitFor(t, 10*time.Second, "two workers", func() bool { before = c.workerPids(); return len(before) == 2 })
+	waitfor.Until(t, 10*time.Second, "two workers", func() bool { before = c.workerPids(); return len(before) == 2 })
 	victim := before[0]
 	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill worker %d: %v", victim, err)
 	}
 	var after []int
-	waitFor(t, 15*time.Second, "slot refilled", func() bool {
+	waitfor.Until(t, 15*time.Second, "slot refilled", func() bool {
 		after = c.workerPids()
 		return len(after) == 2 && !slices.Contains(after, victim)
 	})

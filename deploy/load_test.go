@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rpcd/rpcd/internal/waitfor"
 )
 
 // TestStopUnderLoad runs docker stop while pipelined clients keep requests in
@@ -186,7 +188,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	t.Parallel()
 	c := runContainer(t, nil, "-workers=2")
 	var old []int
-	waitFor(t, 10*time.Second, "two workers", func() bool { old = c.workerPids(); return len(old) == 2 })
+	waitfor.Until(t, 10*time.Second, "two workers", func() bool { old = c.workerPids(); return len(old) == 2 })
 
 	const clients = 8
 	var stats loadStats
@@ -198,17 +200,17 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	stopLoad := sync.OnceFunc(func() { close(stop); wg.Wait() })
 	defer stopLoad()
-	waitFor(t, 20*time.Second, "load running", func() bool { return stats.answered.Load() >= 500 })
+	waitfor.Until(t, 20*time.Second, "load running", func() bool { return stats.answered.Load() >= 500 })
 
 	run(t, "docker", "kill", "-s", "HUP", c.id)
 	var now []int
-	renewed := pollFor(15*time.Second, func() bool {
+	renewed := waitfor.Poll(15*time.Second, func() bool {
 		now = c.workerPids()
 		return len(now) == 2 && !slices.ContainsFunc(now, func(p int) bool { return slices.Contains(old, p) })
 	})
 	// Keep calling on the new generation a while, bounded by count and time.
 	mark := stats.answered.Load()
-	pollFor(20*time.Second, func() bool { return stats.answered.Load() >= mark+500 })
+	waitfor.Poll(20*time.Second, func() bool { return stats.answered.Load() >= mark+500 })
 	stopLoad()
 
 	t.Logf("reload under load: %d answered, %d resent after a clean close, %d failed; workers %v then %v",
@@ -220,17 +222,6 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Errorf("no new generation of workers within 15s of SIGHUP (workers %v, then %v); the master said: %s",
 			old, now, reloadLines(c.logs()))
 	}
-}
-
-// pollFor polls cond every 100ms until it holds or timeout passes, and
-// reports whether it held.
-func pollFor(timeout time.Duration, cond func() bool) bool {
-	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if cond() {
-			return true
-		}
-	}
-	return cond()
 }
 
 // reloadLines quotes the master's log lines after the signal.

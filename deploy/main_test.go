@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rpcd/rpcd/internal/waitfor"
 	"github.com/rpcd/rpcd/protocol"
 )
 
@@ -155,10 +156,8 @@ func pingOnce(addr, params string) error {
 func waitServing(t *testing.T, addr string, timeout time.Duration) {
 	t.Helper()
 	var err error
-	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if err = pingOnce(addr, `"ready?"`); err == nil {
-			return
-		}
+	if waitfor.Poll(timeout, func() bool { err = pingOnce(addr, `"ready?"`); return err == nil }) {
+		return
 	}
 	t.Fatalf("%s not serving within %v: %v", addr, timeout, err)
 }

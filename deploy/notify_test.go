@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rpcd/rpcd/internal/procfs"
 )
 
 // TestServiceNotify runs the binary as systemd's Type=notify would: the
@@ -41,7 +43,7 @@ func TestServiceNotify(t *testing.T) {
 	if got, want := readNotice(t, conn), fmt.Sprintf("READY=1\nMAINPID=%d", master); got != want {
 		t.Fatalf("first notice %q, want %q", got, want)
 	}
-	workers := childPids(master)
+	workers := procfs.Children(master, procfs.Live)
 	if len(workers) != 2 {
 		t.Fatalf("master has children %v, want 2 workers", workers)
 	}
