@@ -84,10 +84,12 @@ func runMaster(opts *options, args []string, stderr io.Writer, sigs chan os.Sign
 	defer writePidfile(opts, log)()
 	service := newServiceNotifier(log)
 	m, err := master.New(service.hook(withLifecycle(master.Config{
-		Listen:          opts.listen,
-		Workers:         opts.workers,
-		ShutdownTimeout: opts.shutdownTimeout,
-		Signals:         sigs,
+		Generation: master.Generation{
+			Listen:          opts.listen,
+			Workers:         opts.workers,
+			ShutdownTimeout: opts.shutdownTimeout,
+		},
+		Signals: sigs,
 	}, args, logOut)), log)
 	if err == nil {
 		log.Info("starting", zap.String("version", version()), zap.Int("pid", os.Getpid()),

@@ -140,10 +140,10 @@ func roleArgs(args []string) ([]string, error) {
 	return append(fromMaster, args...), nil
 }
 
-// masterSettings are the parts of master.Config that come from the flags.
-// The workers' command line stays empty: their settings go in Env.
-func masterSettings(opts *options, fs *flag.FlagSet) master.Config {
-	return master.Config{
+// masterSettings are the parts of master.Generation that come from the
+// flags. The workers' command line stays empty: their settings go in Env.
+func masterSettings(opts *options, fs *flag.FlagSet) master.Generation {
+	return master.Generation{
 		Listen:          opts.listen,
 		Workers:         opts.workers,
 		ShutdownTimeout: opts.shutdownTimeout,
@@ -157,15 +157,16 @@ func masterSettings(opts *options, fs *flag.FlagSet) master.Config {
 // settings for the workers, the SIGHUP reload, the SIGUSR1 log reopen, the
 // SIGUSR2 self-check and the handover from a previous image.
 func withLifecycle(cfg master.Config, args []string, logOut *logOutput) master.Config {
-	cfg.Args, cfg.Env = nil, workerEnv(args)
+	g := &cfg.Generation
+	g.Args, g.Env = nil, workerEnv(args)
 	if opts, fs, err := resolve(args); err == nil {
 		s := masterSettings(opts, fs)
-		cfg.Env, cfg.DrainTimeout, cfg.WorkerTimeout = s.Env, s.DrainTimeout, s.WorkerTimeout
+		g.Env, g.DrainTimeout, g.WorkerTimeout = s.Env, s.DrainTimeout, s.WorkerTimeout
 	}
-	cfg.Reload = func() (master.Config, error) {
+	cfg.Reload = func() (master.Generation, error) {
 		opts, fs, err := resolve(args)
 		if err != nil {
-			return master.Config{}, err
+			return master.Generation{}, err
 		}
 		return masterSettings(opts, fs), nil
 	}

@@ -39,22 +39,22 @@ func newServiceNotifier(log *zap.Logger) *serviceNotifier {
 // hook sets cfg's hooks to notify the service manager.
 func (n *serviceNotifier) hook(cfg master.Config) master.Config {
 	if n != nil {
-		cfg.OnReady, cfg.OnStopping = n.ready, n.stopping
-		cfg.OnReloading, cfg.OnReloaded = n.reloading, n.reloaded
+		cfg.Hooks = master.Hooks{OnReady: n.ready, OnStopping: n.stopping,
+			OnReloading: n.reloading, OnReloaded: n.reloaded}
 	}
 	return cfg
 }
 
-// ready reports READY=1 with the master's pid (master.Config.OnReady).
+// ready reports READY=1 with the master's pid (master.Hooks.OnReady).
 func (n *serviceNotifier) ready() {
 	n.send(fmt.Sprintf("READY=1\nMAINPID=%d", os.Getpid()))
 }
 
-// stopping reports STOPPING=1 (master.Config.OnStopping).
+// stopping reports STOPPING=1 (master.Hooks.OnStopping).
 func (n *serviceNotifier) stopping() { n.send("STOPPING=1") }
 
 // reloading reports RELOADING=1 with the time on the monotonic clock, which
-// Type=notify-reload requires (master.Config.OnReloading).
+// Type=notify-reload requires (master.Hooks.OnReloading).
 func (n *serviceNotifier) reloading() {
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
@@ -65,7 +65,7 @@ func (n *serviceNotifier) reloading() {
 
 // reloaded reports READY=1 once a reload has ended, whether the new
 // generation serves or the running one carries on: either way the service
-// runs (master.Config.OnReloaded). The log says which.
+// runs (master.Hooks.OnReloaded). The log says which.
 func (n *serviceNotifier) reloaded(error) { n.send("READY=1") }
 
 // send writes one notification datagram. A service manager that cannot be

@@ -1,6 +1,6 @@
 // Package master runs the rpcd master process: it binds the listening
 // sockets, starts the worker processes, supervises them, replaces them
-// generation by generation, and stops them.
+// generation by generation, and stops them. It runs on Linux only.
 //
 // # Sockets
 //
@@ -14,9 +14,9 @@
 //
 // # Worker processes
 //
-// A worker is a re-exec of Config.Path with Config.Args and Config.Env, plus
-// WorkerSlotEnv=<slot>; both come from the generation's configuration, and
-// the master passes them on without looking inside. Settings that may hold a
+// A worker is a re-exec of Config.Path with its Generation's Args and Env,
+// plus WorkerSlotEnv=<slot>; the master passes them on without looking
+// inside. Settings that may hold a
 // secret belong in Env, which only the owner can read in /proc, not in Args.
 // It inherits two descriptors:
 //
@@ -36,9 +36,9 @@
 // generation beside the running one and waits for each new worker's
 // StatusReady (a handshake, not a timer): only then are the old workers
 // told to drain, and each gets SIGKILL if it has not exited within
-// Config.DrainTimeout. New workers of a slot that lives on inherit the same
+// Generation.DrainTimeout. New workers of a slot that lives on inherit the same
 // socket, so nothing queued on it is lost. If a new worker exits or is not
-// ready within Config.StartTimeout, the whole new generation is killed and
+// ready within Generation.StartTimeout, the whole new generation is killed and
 // the running one carries on. A changed address is bound before the new
 // generation starts; the old sockets close as their slots retire. A stop
 // that begins during a rollout stops the new generation with the old one,
@@ -55,28 +55,40 @@
 //
 // # Supervision
 //
-// The master reaps every child of the process (wait4 on any pid), so it must
-// be the only code in the process that waits for children, and only one
-// Master may run per process. A serving worker that exits is replaced in its
-// slot after a per-slot exponential backoff; a worker that sends no status
-// byte for Config.WorkerTimeout is killed and replaced; a worker asking to
+// The master reaps every child of the process (wait4 on any pid), its own
+// upgrade check run included, so it must be the only code in the process
+// that waits for children, and only one Master may run per process. A
+// serving worker that exits is replaced in its slot after a per-slot
+// exponential backoff; a worker that sends no status byte for
+// Generation.WorkerTimeout is killed and replaced; a worker asking to
 // be recycled gets a replacement first and drains once it is ready. Run
 // fails only when no worker can start at all: every slot failed several
 // times in a row before any worker ever became ready. Crashes after that
 // never stop the master.
 //
+// # The loop
+//
+// One goroutine runs the master. Its events (a signal, a status byte, a
+// worker's exit, a timer) only update the state and record what they ask
+// for. Once per turn, step then acts on the requests and on what the state
+// and the clock make due, in a fixed order; one function (waits) decides
+// which requests wait for a rollout. Nothing it does blocks: the upgrade's
+// check run is a child like the workers, reaped by the same wait4, its
+// output and its exit come back as events, and it is killed at its
+// deadline.
+//
 // # Signals
 //
-// One table (signalActions) maps signals to actions; the loop carries them
-// out in a fixed order:
+// One table (signalActions) maps signals to actions:
 //
 //   - SIGTERM, SIGINT, SIGQUIT: stop gracefully. Every worker gets SIGTERM,
-//     stragglers SIGKILL after Config.ShutdownTimeout; Run returns nil.
-//   - SIGHUP: reload. Config.Reload supplies the next configuration; an
+//     stragglers SIGKILL after Generation.ShutdownTimeout; Run returns nil.
+//   - SIGHUP: reload. Config.Reload supplies the next Generation; an
 //     error is logged and changes nothing. Otherwise a new generation rolls
 //     out, with a changed worker count or address applied.
 //   - SIGUSR2: upgrade in place. The binary at Path must pass a run with
-//     Config.CheckArgs; then the master clears close-on-exec on the sockets
+//     Config.CheckArgs within 10s, during which the master supervises as
+//     usual; then the master clears close-on-exec on the sockets
 //     and status pipes, describes them and its workers in InheritEnv, and
 //     execs itself, keeping its pid (so its workers keep their parent). The
 //     new image adopts them (Config.Inherited) and rolls out a new
@@ -86,14 +98,17 @@
 //   - SIGUSR1: Config.Reopen, then ReopenSignal to every ready worker.
 //
 // Reload, upgrade and scaling that arrive while a generation is rolling out
-// wait for it to finish; repeated requests merge into one. Master.Signal
-// feeds a signal through the same path.
+// wait for it to finish; a reload or an upgrade that arrives while a new
+// binary is checked waits for the check, and goes to the new image if that
+// runs. Repeated requests merge into one. Master.Signal feeds a signal
+// through the same path.
 //
 // A process that will run a Master calls CatchSignals first thing and
 // passes the channel in Config.Signals: a signal that arrives while it
 // starts up is then acted on once Run starts, instead of killing it. Across
-// an upgrade, the signals that arrived while the new binary was checked are
-// handed to the new image, which acts on them; SIGHUP and SIGINT are ignored
+// an upgrade, the signals not yet read when the check has passed are handed
+// to the new image, which acts on them (a stop among them cancels the
+// upgrade); SIGHUP and SIGINT are ignored
 // from just before the exec until the new image catches them, and the other
 // signals the Go runtime resets, so only a stop signal in the new image's
 // first moments (before its main runs) can still kill it.

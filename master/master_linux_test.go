@@ -21,6 +21,8 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/sys/unix"
+
+	"github.com/rpcd/rpcd/internal/waitfor"
 )
 
 // harness runs one Master in the test process, with its log observed.
@@ -55,11 +57,15 @@ func (h *harness) recordHook(name string) {
 // fakeConfig starts workers from the test binary; behaviour applies to the
 // listed slots ("" = all).
 func fakeConfig(workers int, behaviour, slots string) Config {
-	return Config{
+	return Config{Generation: fakeGeneration(workers, behaviour, slots), Path: os.Args[0]}
+}
+
+// fakeGeneration is fakeConfig's generation.
+func fakeGeneration(workers int, behaviour, slots string) Generation {
+	return Generation{
 		Listen:          "127.0.0.1:0",
 		Workers:         workers,
 		ShutdownTimeout: 5 * time.Second,
-		Path:            os.Args[0],
 		Env: append(os.Environ(), behaviourEnv+"="+behaviour, behaviourSlotsEnv+"="+slots,
 			// A race-enabled binary otherwise lingers a second at exit.
 			"GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0"),
@@ -70,10 +76,12 @@ func startMaster(t *testing.T, cfg Config, tweak func(*Master)) *harness {
 	t.Helper()
 	core, logs := observer.New(zapcore.DebugLevel)
 	h := &harness{logs: logs, result: make(chan error, 1)}
-	cfg.OnReady = func() { h.readyCalls.Add(1) }
-	cfg.OnStopping = func() { h.recordHook("stopping") }
-	cfg.OnReloading = func() { h.recordHook("reloading") }
-	cfg.OnReloaded = func(err error) { h.recordHook(fmt.Sprintf("reloaded: %v", err)) }
+	cfg.Hooks = Hooks{
+		OnReady:     func() { h.readyCalls.Add(1) },
+		OnStopping:  func() { h.recordHook("stopping") },
+		OnReloading: func() { h.recordHook("reloading") },
+		OnReloaded:  func(err error) { h.recordHook(fmt.Sprintf("reloaded: %v", err)) },
+	}
 	m, err := New(cfg, zap.New(core))
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -108,16 +116,10 @@ func (h *harness) wait(t *testing.T) error {
 	return h.runErr
 }
 
-// waitFor polls cond every 10ms for up to 10s.
+// waitFor waits up to 10s for cond.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for range 1000 {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	waitfor.Until(t, 10*time.Second, what, cond)
 }
 
 // waitAllReady waits until n workers run and are ready, and returns them.
@@ -186,7 +188,7 @@ func TestServesEverySlot(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := fakeConfig(tt.workers, behaveWell, "")
-			cfg.Listen = tt.listen(t)
+			cfg.Generation.Listen = tt.listen(t)
 			h := startMaster(t, cfg, nil)
 			ws := h.waitAllReady(t, tt.workers)
 
@@ -319,21 +321,21 @@ func TestReload(t *testing.T) {
 	newAddr := freePort(t)
 	tests := []struct {
 		name        string
-		reload      func(Config) (Config, error)
+		reload      func(Generation) (Generation, error)
 		wantGen     int
 		wantWorkers int
 	}{
-		{name: "same settings", reload: func(c Config) (Config, error) { return c, nil }, wantGen: 2, wantWorkers: 2},
-		{name: "more workers", reload: func(c Config) (Config, error) { c.Workers = 3; return c, nil }, wantGen: 2, wantWorkers: 3},
-		{name: "fewer workers", reload: func(c Config) (Config, error) { c.Workers = 1; return c, nil }, wantGen: 2, wantWorkers: 1},
-		{name: "invalid config", reload: func(c Config) (Config, error) { return c, errors.New("bad key") }, wantGen: 1, wantWorkers: 2},
-		{name: "new address", reload: func(c Config) (Config, error) { c.Listen = newAddr; return c, nil }, wantGen: 2, wantWorkers: 2},
+		{name: "same settings", reload: func(c Generation) (Generation, error) { return c, nil }, wantGen: 2, wantWorkers: 2},
+		{name: "more workers", reload: func(c Generation) (Generation, error) { c.Workers = 3; return c, nil }, wantGen: 2, wantWorkers: 3},
+		{name: "fewer workers", reload: func(c Generation) (Generation, error) { c.Workers = 1; return c, nil }, wantGen: 2, wantWorkers: 1},
+		{name: "invalid config", reload: func(c Generation) (Generation, error) { return c, errors.New("bad key") }, wantGen: 1, wantWorkers: 2},
+		{name: "new address", reload: func(c Generation) (Generation, error) { c.Listen = newAddr; return c, nil }, wantGen: 2, wantWorkers: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := fakeConfig(2, behaveWell, "")
-			base := cfg
-			cfg.Reload = func() (Config, error) { return tt.reload(base) }
+			base := cfg.Generation
+			cfg.Reload = func() (Generation, error) { return tt.reload(base) }
 			h := startMaster(t, cfg, func(*Master) {})
 			h.allowErrorLogs = tt.wantGen == 1
 			before := h.waitAllReady(t, 2)
@@ -371,7 +373,7 @@ func TestReload(t *testing.T) {
 
 func TestReloadKillsOldWorkersAtDrainTimeout(t *testing.T) {
 	cfg := fakeConfig(1, behaveIgnoreTerm, "")
-	cfg.ShutdownTimeout, cfg.DrainTimeout = 300*time.Millisecond, 300*time.Millisecond
+	cfg.Generation.ShutdownTimeout, cfg.Generation.DrainTimeout = 300*time.Millisecond, 300*time.Millisecond
 	h := startMaster(t, cfg, nil)
 	old := h.waitAllReady(t, 1)[0].Pid
 	h.m.Signal(unix.SIGHUP)
@@ -413,7 +415,7 @@ func TestScaling(t *testing.T) {
 
 func TestKillsStragglers(t *testing.T) {
 	cfg := fakeConfig(2, behaveIgnoreTerm, "")
-	cfg.ShutdownTimeout = 300 * time.Millisecond
+	cfg.Generation.ShutdownTimeout = 300 * time.Millisecond
 	h := startMaster(t, cfg, nil)
 	ws := h.waitAllReady(t, 2)
 
@@ -451,11 +453,11 @@ func TestPortInUse(t *testing.T) {
 			}
 			defer taken.Close()
 			cfg := fakeConfig(2, behaveWell, "")
-			cfg.Listen = taken.Addr().String()
+			cfg.Generation.Listen = taken.Addr().String()
 			h := startMaster(t, cfg, nil)
 
 			err = h.wait(t)
-			if want := "listen " + cfg.Listen + ": address already in use"; err == nil || err.Error() != want {
+			if want := "listen " + cfg.Generation.Listen + ": address already in use"; err == nil || err.Error() != want {
 				t.Fatalf("Run = %v, want %q", err, want)
 			}
 			if !errors.Is(err, syscall.EADDRINUSE) {
@@ -540,7 +542,7 @@ func TestCrashLoopBackoffGrows(t *testing.T) {
 
 func TestKillsWorkerNotReadyInTime(t *testing.T) {
 	cfg := fakeConfig(2, behaveNeverReady, "1")
-	cfg.StartTimeout = 200 * time.Millisecond
+	cfg.Generation.StartTimeout = 200 * time.Millisecond
 	h := startMaster(t, cfg, nil)
 	var first int
 	waitFor(t, "slot 1 started", func() bool {
@@ -608,8 +610,9 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		name string
 		cfg  Config
 	}{
-		{name: "no listen address", cfg: Config{Workers: 1}},
-		{name: "negative workers", cfg: Config{Listen: "127.0.0.1:0", Workers: -1}},
+		{name: "no listen address", cfg: Config{Generation: Generation{Workers: 1}}},
+		{name: "negative workers", cfg: Config{Generation: Generation{Listen: "127.0.0.1:0", Workers: -1}}},
+		{name: "negative worker timeout", cfg: Config{Generation: Generation{Listen: "127.0.0.1:0", WorkerTimeout: -1}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

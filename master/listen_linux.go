@@ -32,21 +32,24 @@ const (
 	// StatusReady: the worker accepts connections. Written once, first.
 	StatusReady byte = 'R'
 	// StatusHeartbeat: the worker's event loop is turning. Written at
-	// least once per WorkerTimeout/2 while it runs.
+	// least once a second while it runs; a ready worker silent for the
+	// generation's WorkerTimeout is killed.
 	StatusHeartbeat byte = 'H'
 	// StatusRecycle: the worker wants to be replaced (it has served its
 	// maximum number of requests). It may repeat it until it is retired.
 	StatusRecycle byte = 'Q'
 )
 
-// RetireSignal tells a worker whose slot is being removed to drain as on
-// SIGTERM, but to accept and serve what is queued on its listening socket
-// before closing it: the master has closed its own copy, so the worker's
-// close is the last one and would reset whatever is still queued.
-var RetireSignal = unix.SIGUSR2
-
-// ReopenSignal tells a worker to reopen its log file.
-var ReopenSignal = unix.SIGUSR1
+// The signals the master sends a worker besides SIGTERM and SIGKILL.
+const (
+	// RetireSignal tells a worker whose slot is being removed to drain as
+	// on SIGTERM, but to accept and serve what is queued on its listening
+	// socket before closing it: the master has closed its own copy, so the
+	// worker's close is the last one and would reset whatever is queued.
+	RetireSignal = unix.SIGUSR2
+	// ReopenSignal tells a worker to reopen its log file.
+	ReopenSignal = unix.SIGUSR1
+)
 
 // workerFiles lays out a worker's descriptors for syscall.ProcAttr.Files:
 // index i becomes the child's descriptor i.

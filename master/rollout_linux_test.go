@@ -15,8 +15,8 @@ import (
 
 // reloadInto makes cfg's reload start workers that behave as behaviour.
 func reloadInto(cfg *Config, behaviour string) {
-	next := fakeConfig(cfg.Workers, behaviour, "")
-	cfg.Reload = func() (Config, error) { return next, nil }
+	next := fakeGeneration(cfg.Generation.Workers, behaviour, "")
+	cfg.Reload = func() (Generation, error) { return next, nil }
 }
 
 // waitIncoming waits for n workers of the rollout to start and returns
@@ -50,8 +50,8 @@ func TestReloadHooks(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := fakeConfig(1, behaveWell, "")
-			base := cfg
-			cfg.Reload = func() (Config, error) { return base, tt.reloadErr }
+			base := cfg.Generation
+			cfg.Reload = func() (Generation, error) { return base, tt.reloadErr }
 			h := startMaster(t, cfg, nil)
 			h.allowErrorLogs = tt.reloadErr != nil
 			h.waitAllReady(t, 1)
@@ -110,9 +110,9 @@ func TestKilledNewWorkerAbortsRollout(t *testing.T) {
 func TestStopDuringRollout(t *testing.T) {
 	cfg := fakeConfig(2, behaveWell, "")
 	catching := t.TempDir()
-	next := fakeConfig(2, behaveReadyLate, "")
+	next := fakeGeneration(2, behaveReadyLate, "")
 	next.Env = append(next.Env, catchingDirEnv+"="+catching)
-	cfg.Reload = func() (Config, error) { return next, nil }
+	cfg.Reload = func() (Generation, error) { return next, nil }
 	h := startMaster(t, cfg, nil)
 	old := h.waitAllReady(t, 2)
 	h.m.Signal(unix.SIGHUP)
@@ -143,7 +143,7 @@ func TestStopDuringRollout(t *testing.T) {
 // Scaling asked for during a rollout waits for it to end, here by failing.
 func TestScalingWaitsForRollout(t *testing.T) {
 	cfg := fakeConfig(2, behaveWell, "")
-	cfg.StartTimeout = 500 * time.Millisecond
+	cfg.Generation.StartTimeout = 500 * time.Millisecond
 	reloadInto(&cfg, behaveNeverReady)
 	h := startMaster(t, cfg, nil)
 	h.allowErrorLogs = true
@@ -167,7 +167,7 @@ func TestScalingWaitsForRollout(t *testing.T) {
 // generation; the drained ones are killed at their deadline.
 func TestReloadDuringDrain(t *testing.T) {
 	cfg := fakeConfig(1, behaveIgnoreTerm, "")
-	cfg.DrainTimeout, cfg.ShutdownTimeout = time.Second, 300*time.Millisecond
+	cfg.Generation.DrainTimeout, cfg.Generation.ShutdownTimeout = time.Second, 300*time.Millisecond
 	h := startMaster(t, cfg, nil)
 	first := h.waitAllReady(t, 1)[0].Pid
 	h.m.Signal(unix.SIGHUP)

@@ -1,98 +1,17 @@
 package master
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 )
-
-// checkTimeout bounds the new binary's self-check before an upgrade.
-const checkTimeout = 10 * time.Second
-
-// upgrade (SIGUSR2) re-executes the master in place from the binary now at
-// Path, keeping its pid. The sockets and the workers' status pipes survive
-// the exec; the new image adopts them and the running workers, then rolls
-// out a new generation. Everything that can fail is tried before the exec:
-// after a successful one the old image is gone. It returns the actions of
-// the signals that arrived meanwhile if it did not exec.
-func (m *Master) upgrade(now time.Time) (late action) {
-	if m.state.roll != nil {
-		m.state.deferred |= actUpgrade
-		return 0
-	}
-	err := m.checkBinary()
-	m.excuseSilence(time.Now()) // the loop did not read status pipes meanwhile
-	if err != nil {
-		m.log.Error("upgrade failed; the running master carries on", zap.Error(err))
-		return 0
-	}
-	// From here, SIGHUP and SIGINT are ignored rather than caught: an
-	// ignored signal stays ignored across the exec until the new image
-	// catches it, where a default one would kill it. The others the Go
-	// runtime resets, so the new image catches them as early as it can.
-	signal.Ignore(ignoredAcrossExec...)
-	defer signal.Notify(m.signals, ignoredAcrossExec...)
-	sigs := m.drainSignals()
-	if late = m.actionsFor(sigs); late&actStop != 0 {
-		m.log.Info("upgrade cancelled: stopping")
-		return late
-	}
-	m.dropReplacements()
-	fds := m.handedOverFDs()
-	if err := setCloexec(fds, false); err != nil {
-		m.log.Error("upgrade failed; the running master carries on", zap.Error(err))
-		setCloexec(fds, true) //nolint:errcheck // best effort: the exec is off
-		return late
-	}
-	env := append(withoutVar(os.Environ(), InheritEnv), InheritEnv+"="+m.handover(sigs))
-	m.log.Info("upgrading: executing the new binary", zap.String("path", m.cfg.Path), masterPid(),
-		zap.Int("generation", m.state.gen), zap.Int("workers", len(m.state.workers)))
-	_ = m.log.Sync()
-	err = syscall.Exec(m.cfg.Path, os.Args, env)
-	setCloexec(fds, true) //nolint:errcheck // best effort: the exec failed
-	m.log.Error("upgrade failed; the running master carries on", zap.Error(os.NewSyscallError("execve", err)))
-	return late
-}
-
-// ignoredAcrossExec are the handled signals the Go runtime leaves ignored
-// in a new image when they were ignored at its exec.
-var ignoredAcrossExec = []os.Signal{unix.SIGHUP, unix.SIGINT}
-
-// checkBinary runs the binary at Path with CheckArgs and wants exit 0.
-func (m *Master) checkBinary() error {
-	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, m.cfg.Path, m.cfg.CheckArgs...)
-	cmd.Env = m.cfg.Env
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("check new binary %s: %w: %s", m.cfg.Path, err, strings.TrimSpace(string(out)))
-	}
-	return nil
-}
-
-// dropReplacements kills replacements that are still starting; they are
-// not handed over, and the workers they would replace serve on.
-func (m *Master) dropReplacements() {
-	for _, s := range m.state.slots {
-		if w := s.next; w != nil {
-			s.next = nil
-			w.role = retiring
-			m.kill(w)
-		}
-	}
-}
 
 // handedOverFDs lists the descriptors the new image inherits.
 func (m *Master) handedOverFDs() []int {
@@ -138,7 +57,7 @@ func (m *Master) handover(sigs []os.Signal) string {
 			nums = append(nums, strconv.Itoa(int(n)))
 		}
 	}
-	return fmt.Sprintf("v1 gen=%d listen=%s socks=%s w=%s sigs=%s", m.state.gen, m.cfg.Listen,
+	return fmt.Sprintf("v1 gen=%d listen=%s socks=%s w=%s sigs=%s", m.state.gen, m.state.settings.Listen,
 		strings.Join(socks, ","), strings.Join(workers, ","), strings.Join(nums, ","))
 }
 
@@ -169,9 +88,9 @@ func setCloexec(fds []int, on bool) error {
 	return nil
 }
 
-// adopt takes over what the previous image handed over, then rolls out a
-// new generation from this binary with this image's configuration. If it
-// never becomes ready, the adopted workers keep serving.
+// adopt takes over what the previous image handed over and requests the
+// rollout of a new generation from this binary with this image's settings.
+// If it never becomes ready, the adopted workers keep serving.
 func (m *Master) adopt(desc string, now time.Time) error {
 	h, err := parseHandover(desc)
 	if err != nil {
@@ -181,6 +100,7 @@ func (m *Master) adopt(desc string, now time.Time) error {
 		return fmt.Errorf("adopt: %w", err)
 	}
 	m.state.gen = h.gen
+	m.state.settings.Listen, m.state.settings.Workers = h.listen, len(h.socks)
 	m.state.slots = newSlots(h.socks, time.Time{})
 	m.setAddr(addrOf(h.socks[0]))
 	for _, a := range h.workers {
@@ -195,12 +115,8 @@ func (m *Master) adopt(desc string, now time.Time) error {
 		zap.Int("slots", len(h.socks)), zap.Int("workers", len(h.workers)))
 	m.announceReady()
 	m.replaySignals(h.sigs)
-	prev := m.cfg
-	prev.Listen, prev.Workers = h.listen, len(h.socks)
-	next := m.cfg
-	m.cfg = prev
 	m.reloading()
-	m.startRollout(next, "upgrade", now)
+	m.request(actRollOut)
 	return nil
 }
 
@@ -224,17 +140,17 @@ func (m *Master) adoptWorker(a adopted, now time.Time) {
 		s = &slot{index: a.slot, sock: -1}
 	}
 	m.state.nextSeq++
-	w := &worker{seq: m.state.nextSeq, pid: a.pid, proc: findProcess(a.pid),
+	w := &worker{seq: m.state.nextSeq, pid: a.pid, proc: m.sys.findProcess(a.pid),
 		status: os.NewFile(uintptr(a.statusFD), "status"), started: now, lastBeat: now,
 		gen: a.gen, slot: s, role: a.role, ready: a.ready}
 	if a.role == serving {
 		s.worker, s.everReady = w, w.ready
 		m.state.everReady = m.state.everReady || w.ready
 	} else {
-		w.drainBy = now.Add(m.cfg.DrainTimeout)
+		w.drainBy = now.Add(m.state.settings.DrainTimeout)
 	}
 	m.state.workers[w.pid] = w
-	go m.watchStatus(w.pid, w.seq, w.status)
+	go m.watchPipe(w.seq, w.status)
 }
 
 // handoverState is a parsed handover description.

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rpcd/rpcd/internal/waitfor"
 )
 
 func TestParseHandover(t *testing.T) {
@@ -66,7 +68,7 @@ func TestAdoptRefillsEmptySlot(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := fakeConfig(2, behaveNeverReady, "1")
-	cfg.StartTimeout = 300 * time.Millisecond
+	cfg.Generation.StartTimeout = 300 * time.Millisecond
 	cfg.Inherited = fmt.Sprintf("v1 gen=4 listen=127.0.0.1:0 socks=%d w=", socks[0])
 	h := startMaster(t, cfg, nil)
 	h.allowErrorLogs = true
@@ -77,4 +79,34 @@ func TestAdoptRefillsEmptySlot(t *testing.T) {
 		ws := h.m.Workers()
 		return len(ws) == 1 && ws[0].Ready && ws[0].Generation == 4
 	})
+}
+
+// While an upgrade checks the new binary, the master supervises as usual:
+// a worker killed during a 5s check run is replaced within a second.
+func TestSupervisesDuringCheck(t *testing.T) {
+	cfg := fakeConfig(2, behaveWell, "")
+	cfg.CheckArgs = []string{slowCheckArg}
+	h := startMaster(t, cfg, nil)
+	h.allowErrorLogs = true
+	victim := h.waitAllReady(t, 2)[0].Pid
+	h.m.Signal(unix.SIGUSR2)
+	waitFor(t, "check run started", func() bool { return h.logs.FilterMessage("checking the new binary").Len() == 1 })
+	checkStarted := time.Now()
+	if err := unix.Kill(victim, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.Until(t, time.Second, "killed worker replaced and ready", func() bool {
+		ws := h.m.Workers()
+		return ws[0].Pid != victim && ws[0].Ready
+	})
+	if h.logs.FilterMessageSnippet("upgrade failed").Len() != 0 || time.Since(checkStarted) >= slowCheckDuration {
+		t.Fatal("the check run ended before the replacement was ready")
+	}
+	waitFor(t, "check run failed", func() bool {
+		return len(h.logs.FilterMessage("upgrade failed; the running master carries on").All()) == 1
+	})
+	failed := h.logs.FilterMessage("upgrade failed; the running master carries on").All()[0]
+	if msg := fmt.Sprint(failed.ContextMap()["error"]); !strings.Contains(msg, "exit status 1: check failed on purpose") {
+		t.Errorf("upgrade error %q, want the check's status and output", msg)
+	}
 }

@@ -37,7 +37,19 @@ const (
 	behaveReadyLate  = "ready-late"  // report ready only when told to stop, then exit
 )
 
+// slowCheckArg makes the test binary a check run that takes
+// slowCheckDuration, then fails.
+const (
+	slowCheckArg      = "-slow-failing-check"
+	slowCheckDuration = 5 * time.Second
+)
+
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == slowCheckArg {
+		time.Sleep(slowCheckDuration)
+		fmt.Println("check failed on purpose")
+		os.Exit(1)
+	}
 	if slot, ok := os.LookupEnv(WorkerSlotEnv); ok {
 		os.Exit(runFakeWorker(slot, behaviourFor(slot)))
 	}
@@ -53,7 +65,7 @@ func behaviourFor(slot string) string {
 }
 
 // runFakeWorker answers every connection on ListenFD with
-// "slot=<slot> pid=<pid>\n", reports ready on ReadyFD and exits 0 on
+// "slot=<slot> pid=<pid>\n", writes StatusReady on StatusFD and exits 0 on
 // SIGTERM, or exits when its parent goes away.
 func runFakeWorker(slot, behaviour string) int {
 	if behaviour == behaveExit {

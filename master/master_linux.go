@@ -38,26 +38,29 @@ type Master struct {
 	cfg     Config
 	log     *zap.Logger
 	backoff backoff
+	sys     sys
 
-	signals      chan os.Signal   // delivered and injected signals
-	statusEvents chan statusEvent // from the status pipe watchers
-	done         chan struct{}    // closed when Run returns
-	running      atomic.Bool      // Run has been called
-	mu           sync.Mutex       // guards addr, infos and gen
-	addr         net.Addr         // set once the sockets are bound
-	infos        []WorkerInfo     // snapshot published by the loop
-	gen          int              // published generation
-	state        supervisorState  // owned by the Run goroutine
+	signals    chan os.Signal // delivered and injected signals
+	pipeEvents chan pipeEvent // from the pipe watchers
+	done       chan struct{}  // closed when Run returns
+	running    atomic.Bool    // Run has been called
+	mu         sync.Mutex     // guards addr, infos and gen
+	addr       net.Addr       // set once the sockets are bound
+	infos      []WorkerInfo   // snapshot published by the loop
+	gen        int            // published generation
+	state      supervisorState
 }
 
 // supervisorState is the loop's own state; only the Run goroutine touches it.
 type supervisorState struct {
-	slots        []*slot
+	settings     Generation      // the serving generation's settings
+	slots        []*slot         // the serving generation's slots
 	workers      map[int]*worker // every running worker process by pid
 	gen          int             // the serving generation
 	roll         *rollout        // the generation being started, if any
-	deferred     action          // actions waiting for roll to end
-	nextSeq      uint64          // identifies spawned workers
+	check        *binaryCheck    // the upgrade's check run, if any
+	requested    action          // asked for by signals, not carried out yet
+	nextSeq      uint64          // identifies spawned children
 	everReady    bool            // some worker has reported ready
 	announced    bool            // "master ready" logged and OnReady called
 	stopping     bool            // a graceful stop has begun
@@ -80,12 +83,13 @@ func New(cfg Config, log *zap.Logger) (*Master, error) {
 		sigs = make(chan os.Signal, signalBuffer)
 	}
 	return &Master{
-		cfg:          cfg,
-		log:          log,
-		backoff:      defaultBackoff,
-		signals:      sigs,
-		statusEvents: make(chan statusEvent),
-		done:         make(chan struct{}),
+		cfg:        cfg,
+		log:        log,
+		backoff:    defaultBackoff,
+		sys:        realSys{},
+		signals:    sigs,
+		pipeEvents: make(chan pipeEvent),
+		done:       make(chan struct{}),
 	}, nil
 }
 
@@ -102,6 +106,14 @@ func (m *Master) Workers() []WorkerInfo {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return slices.Clone(m.infos)
+}
+
+// Generation returns the serving generation: 1 at start, one more for each
+// completed reload or upgrade. Safe to call from any goroutine.
+func (m *Master) Generation() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.gen
 }
 
 // Signal acts on sig as if the master process had received it. Safe to call
@@ -133,24 +145,30 @@ func (m *Master) Run(ctx context.Context) error {
 		signal.Notify(m.signals, handledSignals()...)
 		defer signal.Stop(m.signals)
 	}
+	defer m.closeAllSockets()
+	if err := m.setUp(time.Now()); err != nil {
+		return err
+	}
+	return m.loop(ctx)
+}
 
+// setUp binds the sockets, or adopts those of the image that executed
+// this one, and schedules the first workers.
+func (m *Master) setUp(now time.Time) error {
 	m.state.workers = make(map[int]*worker)
 	m.state.gen = 1
-	defer m.closeAllSockets()
+	m.state.settings = m.cfg.Generation
+	m.state.requested = actReap // leftovers inherited from before we started
 	if m.cfg.Inherited != "" {
-		if err := m.adopt(m.cfg.Inherited, time.Now()); err != nil {
-			return err
-		}
-	} else {
-		socks, addr, err := bindSockets(m.cfg.Listen, m.cfg.Workers)
-		if err != nil {
-			return err
-		}
-		m.setAddr(addr)
-		m.state.slots = newSlots(socks, time.Now())
+		return m.adopt(m.cfg.Inherited, now)
 	}
-	m.reapChildren(time.Now()) // leftovers inherited from before we started
-	return m.loop(ctx)
+	socks, addr, err := bindSockets(m.state.settings.Listen, m.state.settings.Workers)
+	if err != nil {
+		return err
+	}
+	m.setAddr(addr)
+	m.state.slots = newSlots(socks, now)
+	return nil
 }
 
 func (m *Master) setAddr(addr net.Addr) {
@@ -170,16 +188,9 @@ func (m *Master) closeAllSockets() {
 	}
 }
 
-// Generation returns the serving generation: 1 at start, one more for each
-// completed reload or upgrade. Safe to call from any goroutine.
-func (m *Master) Generation() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.gen
-}
-
-// loop is the master's only event loop. Events only record what is to be
-// done; runSteps then acts on them in a fixed order.
+// loop is the master's only event loop. Each event only updates the state
+// and records what it asks for (events_linux.go); step then acts on it,
+// once per turn.
 func (m *Master) loop(ctx context.Context) error {
 	tick := time.NewTicker(reapInterval)
 	defer tick.Stop()
@@ -187,27 +198,30 @@ func (m *Master) loop(ctx context.Context) error {
 	defer wake.Stop()
 
 	ctxDone := ctx.Done()
-	pending := actReap
 	for {
-		m.runSteps(pending, time.Now())
-		pending = 0
+		m.step(time.Now())
 		m.publish()
-		if m.state.stopping && len(m.state.workers) == 0 {
+		if m.finished() {
 			return m.state.fatal
 		}
 		select {
 		case sig := <-m.signals:
-			pending |= m.actionFor(sig)
-		case ev := <-m.statusEvents:
-			m.handleStatus(ev, time.Now())
+			m.onSignal(sig)
+		case ev := <-m.pipeEvents:
+			m.onPipe(ev)
 		case <-ctxDone:
 			ctxDone = nil
-			pending |= actStop
+			m.request(actStop)
 		case <-tick.C:
-			pending |= actReap
+			m.request(actReap)
 		case <-m.armWake(wake):
 		}
 	}
+}
+
+// finished reports whether a stop has begun and every child is gone.
+func (m *Master) finished() bool {
+	return m.state.stopping && len(m.state.workers) == 0 && m.state.check == nil
 }
 
 // publish makes the slots' state visible to Workers.
@@ -224,7 +238,7 @@ func (m *Master) publish() {
 // armWake sets wake for the next timed step and returns its channel, or nil
 // when nothing is due.
 func (m *Master) armWake(wake *time.Timer) <-chan time.Time {
-	at, ok := m.nextDeadline()
+	at, ok := m.nextDeadline(time.Now())
 	if !ok {
 		wake.Stop()
 		return nil

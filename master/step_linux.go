@@ -1,0 +1,123 @@
+package master
+
+import (
+	"time"
+)
+
+// action is a set of things the master has been asked to do.
+type action uint16
+
+const (
+	actReap         action = 1 << iota // reap exited children
+	actStop                            // stop gracefully
+	actReopen                          // reopen log files
+	actRollOut                         // roll out this image's generation after an upgrade
+	actReload                          // roll out a new generation with the reloaded settings
+	actAddWorker                       // one more slot
+	actRemoveWorker                    // one slot fewer
+	actUpgrade                         // check the binary at Path, then re-execute it
+)
+
+// requestOrder is the order in which step carries out requests: reap
+// before deciding anything, stop before starting anything, the upgrade
+// last. Each runs once per request, however often it was asked for.
+var requestOrder = []struct {
+	act action
+	run func(m *Master, now time.Time)
+}{
+	{actReap, (*Master).reapChildren},
+	{actStop, (*Master).stopWorkers},
+	{actReopen, func(m *Master, _ time.Time) { m.reopenLogs() }},
+	{actRollOut, func(m *Master, now time.Time) { m.startRollout(m.cfg.Generation, "upgrade", now) }},
+	{actReload, (*Master).reload},
+	{actAddWorker, (*Master).addWorker},
+	{actRemoveWorker, (*Master).removeWorker},
+	{actUpgrade, (*Master).startCheck},
+}
+
+// waits reports whether act must wait before it runs. This is the one
+// place that decides it: a reload, an upgrade or a change of the worker
+// count waits while a generation rolls out; a reload or an upgrade also
+// waits while a new binary is checked, so that it goes to the new image
+// if that runs.
+func (m *Master) waits(act action) bool {
+	const forRollout = actRollOut | actReload | actUpgrade | actAddWorker | actRemoveWorker
+	const forCheck = actReload | actUpgrade
+	return (m.state.roll != nil && act&forRollout != 0) || (m.state.check != nil && act&forCheck != 0)
+}
+
+// due returns the requests that can be carried out now.
+func (m *Master) due() action {
+	var due action
+	for _, r := range requestOrder {
+		if m.state.requested&r.act != 0 && !m.waits(r.act) {
+			due |= r.act
+		}
+	}
+	return due
+}
+
+// step is the only code that acts: once per loop turn it carries out what
+// the events recorded, then what the state and the clock make due, in this
+// fixed order. No step calls another.
+func (m *Master) step(now time.Time) {
+	m.runRequests(now)
+	m.endRollout(now)
+	m.promoteReplacements(now)
+	m.startRecycles(now)
+	m.announceReady()
+	m.endCheck(now)
+	m.forgetFailures(now)
+	m.killUnready(now)
+	m.killHung(now)
+	m.killDrained(now)
+	m.killCheck(now)
+	m.spawnDue(now)
+	m.killStragglers(now)
+}
+
+// runRequests carries out the requests that need not wait, in
+// requestOrder. Once a stop has begun, the others are dropped.
+func (m *Master) runRequests(now time.Time) {
+	for _, r := range requestOrder {
+		if m.state.stopping && r.act != actReap {
+			m.state.requested &^= r.act
+			continue
+		}
+		if m.state.requested&r.act == 0 || m.waits(r.act) {
+			continue
+		}
+		m.state.requested &^= r.act
+		r.run(m, now)
+	}
+}
+
+// nextDeadline returns when step is next due without an event. Watchdog,
+// drain and check deadlines are checked on the loop's regular tick.
+func (m *Master) nextDeadline(now time.Time) (at time.Time, ok bool) {
+	consider := func(t time.Time) {
+		if !ok || t.Before(at) {
+			at, ok = t, true
+		}
+	}
+	if m.due() != 0 || (m.state.roll != nil && m.state.roll.failed != nil) {
+		consider(now) // a request a rollout held back, or a rollout to abort
+	}
+	if m.state.stopping {
+		if !m.state.killedAll {
+			consider(m.state.stopDeadline)
+		}
+		return at, ok
+	}
+	for _, s := range m.state.slots {
+		if s.worker == nil && !s.restartAt.IsZero() {
+			consider(s.restartAt)
+		}
+	}
+	for _, w := range m.state.workers {
+		if !w.ready && !w.killed && w.role != retiring {
+			consider(w.started.Add(m.state.settings.StartTimeout))
+		}
+	}
+	return at, ok
+}

@@ -1,0 +1,162 @@
+package master
+
+import (
+	"errors"
+	"os"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+)
+
+// startAttempts is how many times in a row every slot must fail, before any
+// worker has ever been ready, for Run to give up.
+const startAttempts = 3
+
+// crashLoopFailures is how many failures in a row make a slot crash-looping.
+const crashLoopFailures = 3
+
+// announceReady logs "master ready" and calls OnReady once every slot's
+// first worker has reported ready.
+func (m *Master) announceReady() {
+	if m.state.announced || m.state.stopping {
+		return
+	}
+	for _, s := range m.state.slots {
+		if !s.everReady {
+			return
+		}
+	}
+	m.state.announced = true
+	m.log.Info("master ready", zap.Stringer("addr", m.Addr()),
+		zap.Int("workers", len(m.state.slots)), masterPid())
+	if m.cfg.Hooks.OnReady != nil {
+		m.cfg.Hooks.OnReady()
+	}
+}
+
+// forgetFailures clears the failure count of slots whose worker has been
+// ready and up long enough to count as healthy.
+func (m *Master) forgetFailures(now time.Time) {
+	for _, s := range m.state.slots {
+		if w := s.worker; w != nil && w.ready && now.Sub(w.started) >= m.backoff.stable {
+			s.failures = 0
+		}
+	}
+}
+
+// killUnready kills workers that did not report ready within StartTimeout;
+// they are then reaped and replaced like any failed worker.
+func (m *Master) killUnready(now time.Time) {
+	timeout := m.state.settings.StartTimeout
+	if m.state.stopping {
+		return
+	}
+	for _, w := range m.state.workers {
+		if w.ready || w.killed || w.role == retiring || now.Before(w.started.Add(timeout)) {
+			continue
+		}
+		m.log.Warn("worker not ready in time; killing", zap.Int("slot", w.slot.index),
+			zap.Int("pid", w.pid), zap.Duration("timeout", timeout))
+		m.kill(w)
+	}
+}
+
+// killHung is the watchdog: it kills ready workers that have sent no status
+// byte for WorkerTimeout. They are then replaced like a crash.
+func (m *Master) killHung(now time.Time) {
+	timeout := m.state.settings.WorkerTimeout
+	if timeout <= 0 || m.state.stopping {
+		return
+	}
+	for _, w := range m.state.workers {
+		if !w.ready || w.killed || now.Sub(w.lastBeat) < timeout {
+			continue
+		}
+		m.log.Warn("worker timed out; killing", zap.Int("slot", w.slot.index), zap.Int("pid", w.pid),
+			zap.Duration("silent", now.Sub(w.lastBeat)), zap.Duration("timeout", timeout))
+		m.kill(w)
+	}
+}
+
+// killDrained sends SIGKILL to retiring workers past their drain deadline.
+func (m *Master) killDrained(now time.Time) {
+	for _, w := range m.state.workers {
+		if w.role == retiring && !w.killed && !now.Before(w.drainBy) {
+			m.log.Warn("old worker did not drain in time; killing", zap.Int("pid", w.pid),
+				zap.Duration("timeout", m.state.settings.DrainTimeout))
+			m.kill(w)
+		}
+	}
+}
+
+func (m *Master) kill(w *worker) {
+	w.killed = true
+	m.signalWorker(w, unix.SIGKILL)
+}
+
+// spawnDue starts a worker in every empty slot whose restart time has come.
+func (m *Master) spawnDue(now time.Time) {
+	for _, s := range m.state.slots {
+		if m.state.stopping || m.state.fatal != nil { // a failed spawn may have given up
+			return
+		}
+		if s.worker == nil && !s.restartAt.IsZero() && !now.Before(s.restartAt) {
+			s.restartAt = time.Time{}
+			s.worker = m.spawnWorker(s, m.state.gen, &m.state.settings, serving, now)
+		}
+	}
+}
+
+// stopWorkers begins a graceful stop: no more restarts, SIGTERM to every
+// worker, and a deadline for stragglers. A running upgrade check is killed.
+func (m *Master) stopWorkers(now time.Time) {
+	if m.state.stopping {
+		return
+	}
+	timeout := m.state.settings.ShutdownTimeout
+	m.state.stopping = true
+	m.state.stopDeadline = now.Add(timeout)
+	if m.cfg.Hooks.OnStopping != nil {
+		m.cfg.Hooks.OnStopping()
+	}
+	m.cancelCheck()
+	// The workers of a rollout get SIGTERM too; one that reports ready
+	// now no longer completes it (endRollout).
+	pids := m.signalWorkers(unix.SIGTERM)
+	m.log.Info("stopping workers", masterPid(), zap.Ints("pids", pids), zap.Duration("timeout", timeout))
+}
+
+// killStragglers sends SIGKILL to the workers still running at the stop
+// deadline.
+func (m *Master) killStragglers(now time.Time) {
+	if !m.state.stopping || m.state.killedAll || now.Before(m.state.stopDeadline) {
+		return
+	}
+	m.state.killedAll = true
+	if pids := m.signalWorkers(unix.SIGKILL); len(pids) > 0 {
+		m.log.Warn("workers did not stop in time; killing", zap.Ints("pids", pids),
+			zap.Duration("timeout", m.state.settings.ShutdownTimeout))
+	}
+}
+
+// signalWorkers sends sig to every running worker and returns their pids.
+func (m *Master) signalWorkers(sig os.Signal) []int {
+	var pids []int
+	for _, w := range m.state.workers {
+		m.signalWorker(w, sig)
+		pids = append(pids, w.pid)
+	}
+	slices.Sort(pids)
+	return pids
+}
+
+// signalWorker sends sig to w. A worker that has exited but is not reaped
+// yet is no error: its exit is on its way.
+func (m *Master) signalWorker(w *worker, sig os.Signal) {
+	if err := w.proc.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		m.log.Warn("signal worker failed", zap.Int("pid", w.pid),
+			zap.Stringer("signal", sig), zap.Error(err))
+	}
+}
