@@ -40,7 +40,7 @@ func TestApplyConfigFile(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tt.file), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			opts, _, err := resolve(append([]string{"-config=" + path}, tt.args...))
+			opts, err := resolve(append([]string{"-config=" + path}, tt.args...), nil)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
@@ -62,11 +62,11 @@ func TestWorkerArgsCarryResolvedSettings(t *testing.T) {
 	if err := os.WriteFile(path, []byte("max-frame: 64KiB\nidle-timeout: 5s\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, fs, err := resolve([]string{"-config=" + path, "-workers=3", "-t"})
+	s, err := resolve([]string{"-config=" + path, "-workers=3", "-t"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := workerArgs(fs)
+	got := s.workerArgs()
 	want := []string{"-idle-timeout=5s", "-max-frame=64KiB", "-workers=3"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("worker args %q, want %q", got, want)
@@ -89,13 +89,13 @@ func TestWorkerEnvCarriesArgs(t *testing.T) {
 		}
 	}
 	t.Setenv(master.WorkerSlotEnv, "0")
-	got, err := roleArgs(nil)
-	if err != nil || !slices.Equal(got, want) {
-		t.Fatalf("roleArgs = %q, %v; want %q", got, err, want)
+	r, err := currentRole()
+	if err != nil || !r.worker || !slices.Equal(r.args, want) {
+		t.Fatalf("currentRole = %+v, %v; want a worker with args %q", r, err, want)
 	}
 	t.Setenv(workerArgsEnv, "not json")
-	if _, err := roleArgs(nil); err == nil {
-		t.Error("roleArgs accepted a malformed variable")
+	if _, err := currentRole(); err == nil {
+		t.Error("currentRole accepted a malformed variable")
 	}
 }
 

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/rpcd/rpcd/cmd/rpcdtest"
 )
 
 // lifecycleConfig is the configuration file the test starts rpcd with.
@@ -103,9 +105,7 @@ func (e *lifecycleEnv) writeConfig(t *testing.T, text string) {
 
 // check runs rpcd -t on the configuration file.
 func (e *lifecycleEnv) check() ([]byte, error) {
-	cmd := exec.Command(e.bin, "-t", "-config="+e.conf)
-	cmd.Env = append(os.Environ(), asBinaryEnv+"=1")
-	return cmd.CombinedOutput()
+	return rpcdtest.Command(e.bin, "-t", "-config="+e.conf).CombinedOutput()
 }
 
 func (e *lifecycleEnv) rest(t *testing.T, l *load) {
@@ -791,9 +791,7 @@ func TestControlAndLogReopen(t *testing.T) {
 // control runs rpcd -s action.
 func control(t *testing.T, pidfile, action string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-s", action, "-pidfile="+pidfile)
-	cmd.Env = append(os.Environ(), asBinaryEnv+"=1")
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if out, err := rpcdtest.Command(os.Args[0], "-s", action, "-pidfile="+pidfile).CombinedOutput(); err != nil {
 		t.Fatalf("rpcd -s %s: %v: %s", action, err, out)
 	}
 }
