@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/rpcd/rpcd/master"
-	"github.com/rpcd/rpcd/worker"
 )
 
 func TestApplyConfigFile(t *testing.T) {
@@ -104,13 +102,7 @@ func TestRunActions(t *testing.T) {
 	good, bad := filepath.Join(dir, "good.yaml"), filepath.Join(dir, "bad.yaml")
 	os.WriteFile(good, []byte("workers: 2\n"), 0o644)
 	os.WriteFile(bad, []byte("workers: 0\n"), 0o644)
-	tests := []struct {
-		name       string
-		args       []string
-		wantCode   int
-		wantStdout string
-		wantStderr string
-	}{
+	tests := []runCase{
 		{name: "test good config", args: []string{"-t", "-config=" + good}, wantStdout: "configuration " + good + " is ok"},
 		{name: "test bad config", args: []string{"-t", "-config=" + bad}, wantCode: 2, wantStderr: "need at least 1"},
 		{name: "missing config", args: []string{"-t", "-config=" + dir + "/none.yaml"}, wantCode: 2, wantStderr: "read config"},
@@ -119,14 +111,5 @@ func TestRunActions(t *testing.T) {
 		{name: "missing pidfile", args: []string{"-s", "stop", "-pidfile=" + dir + "/none.pid"}, wantCode: 1, wantStderr: "read pid"},
 		{name: "short worker timeout", args: []string{"-worker-timeout=1s"}, wantCode: 2, wantStderr: "-worker-timeout"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := Run(tt.args, worker.NewRegistry(), &stdout, &stderr)
-			if code != tt.wantCode || !strings.Contains(stdout.String(), tt.wantStdout) || !strings.Contains(stderr.String(), tt.wantStderr) {
-				t.Fatalf("exit %d, stdout %q, stderr %q; want %d, %q, %q",
-					code, stdout.String(), stderr.String(), tt.wantCode, tt.wantStdout, tt.wantStderr)
-			}
-		})
-	}
+	checkRuns(t, tests)
 }
