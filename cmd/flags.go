@@ -15,7 +15,8 @@ import (
 	"github.com/rpcd/rpcd/worker"
 )
 
-// options are the command's settings, one field per flag.
+// options are the command's built-in settings, one field per flag; an
+// Extension holds its own.
 type options struct {
 	listen          string
 	workers         int

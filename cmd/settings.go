@@ -14,8 +14,8 @@ import (
 // settings are one resolution of rpcd's settings: a command line, the
 // -config file it names under it, and the values of both, validated. The
 // master resolves them at start and on each SIGHUP and hands each generation
-// of workers the result as explicit flags (workerArgs); a worker parses only
-// those, so it never reads the file.
+// of workers the result as explicit flags (workerArgs); a worker parses those
+// and its own command line, never the file.
 type settings struct {
 	options
 	args []string      // the command line they were parsed from
