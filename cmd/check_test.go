@@ -1,58 +1,35 @@
 package cmd
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net"
-	"strings"
+	"strconv"
 	"testing"
 	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/rpcd/rpcd/handlers"
 	"github.com/rpcd/rpcd/protocol"
 	"github.com/rpcd/rpcd/worker"
+	"github.com/rpcd/rpcd/worker/workertest"
 )
 
 // startPingWorker runs an in-process worker with the built-in methods on
 // 127.0.0.1 and returns its port.
 func startPingWorker(t *testing.T) int {
 	t.Helper()
-	l, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := l.File() // a blocking duplicate the worker takes over
-	l.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg := worker.NewRegistry()
 	handlers.Register(reg)
-	w, err := worker.New(worker.Config{}, reg, zap.NewNop())
+	addr := workertest.Start(t, worker.Config{}, reg)
+	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ready, done := make(chan struct{}), make(chan error, 1)
-	go func() { done <- w.Serve(int(f.Fd()), func() { close(ready) }) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("Serve: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("worker never became ready")
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		w.Shutdown()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("worker did not stop")
-		}
-	})
-	return l.Addr().(*net.TCPAddr).Port
+	return n
 }
 
 // startFakeServer accepts connections on 127.0.0.1 and hands each to serve.
@@ -111,13 +88,7 @@ func TestHealthCheck(t *testing.T) {
 	failing := startFakeServer(t, answerWith(protocol.AppendError(nil, protocol.LittleEndian,
 		protocol.Errorf(protocol.CodeOverloaded, "busy"))))
 	hangUp := startFakeServer(t, answerWith(nil)) // reads the ping, closes
-	tests := []struct {
-		name       string
-		args       []string
-		wantCode   int
-		wantStdout string
-		wantStderr string
-	}{
+	tests := []runCase{
 		{name: "healthy", args: []string{fmt.Sprintf("-listen=127.0.0.1:%d", pinger)},
 			wantStdout: "answered ping"},
 		{name: "wildcard listen is checked on loopback", args: []string{fmt.Sprintf("-listen=0.0.0.0:%d", pinger)},
@@ -139,17 +110,5 @@ func TestHealthCheck(t *testing.T) {
 		{name: "bad address", args: []string{"-listen=nocolon"},
 			wantCode: 1, wantStderr: "parse -listen"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := Run(append([]string{"-check"}, tt.args...), worker.NewRegistry(), &stdout, &stderr)
-			if code != tt.wantCode {
-				t.Fatalf("exit %d, want %d; stderr: %s", code, tt.wantCode, stderr.String())
-			}
-			if !strings.Contains(stdout.String(), tt.wantStdout) || !strings.Contains(stderr.String(), tt.wantStderr) {
-				t.Fatalf("stdout %q, stderr %q; want them to contain %q and %q",
-					stdout.String(), stderr.String(), tt.wantStdout, tt.wantStderr)
-			}
-		})
-	}
+	checkRuns(t, tests, "-check")
 }

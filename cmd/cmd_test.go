@@ -8,14 +8,36 @@ import (
 	"github.com/rpcd/rpcd/worker"
 )
 
+// runCase is one run of the command: its arguments, its exit status and
+// what its output must contain.
+type runCase struct {
+	name       string
+	args       []string
+	wantCode   int
+	wantStdout string
+	wantStderr string
+}
+
+// checkRuns runs each case, with prefix before its arguments.
+func checkRuns(t *testing.T, tests []runCase, prefix ...string) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := Run(append(append([]string(nil), prefix...), tt.args...), worker.NewRegistry(), &stdout, &stderr)
+			if code != tt.wantCode {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", code, tt.wantCode, stderr.String())
+			}
+			if !strings.Contains(stdout.String(), tt.wantStdout) || !strings.Contains(stderr.String(), tt.wantStderr) {
+				t.Fatalf("stdout %q, stderr %q; want them to contain %q and %q",
+					stdout.String(), stderr.String(), tt.wantStdout, tt.wantStderr)
+			}
+		})
+	}
+}
+
 func TestRunFlags(t *testing.T) {
-	tests := []struct {
-		name       string
-		args       []string
-		wantCode   int
-		wantStdout string
-		wantStderr string
-	}{
+	tests := []runCase{
 		{name: "version", args: []string{"-version"}, wantStdout: "rpcd "},
 		{name: "help", args: []string{"-h"}, wantStderr: "Usage: rpcd [flags]"},
 		{name: "help lists flags", args: []string{"-h"}, wantStderr: "-shutdown-timeout"},
@@ -28,19 +50,7 @@ func TestRunFlags(t *testing.T) {
 		{name: "bad log format", args: []string{"-log-format=xml"}, wantCode: 2, wantStderr: "want console or json"},
 		{name: "zero shutdown timeout", args: []string{"-shutdown-timeout=0s"}, wantCode: 2, wantStderr: "must be positive"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := Run(tt.args, worker.NewRegistry(), &stdout, &stderr)
-			if code != tt.wantCode {
-				t.Fatalf("exit %d, want %d; stderr:\n%s", code, tt.wantCode, stderr.String())
-			}
-			if !strings.Contains(stdout.String(), tt.wantStdout) || !strings.Contains(stderr.String(), tt.wantStderr) {
-				t.Fatalf("stdout %q, stderr %q; want them to contain %q and %q",
-					stdout.String(), stderr.String(), tt.wantStdout, tt.wantStderr)
-			}
-		})
-	}
+	checkRuns(t, tests)
 }
 
 func TestByteSize(t *testing.T) {

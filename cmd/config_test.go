@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/rpcd/rpcd/master"
-	"github.com/rpcd/rpcd/worker"
 )
 
 func TestApplyConfigFile(t *testing.T) {
@@ -40,7 +38,7 @@ func TestApplyConfigFile(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tt.file), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			opts, _, err := resolve(append([]string{"-config=" + path}, tt.args...))
+			opts, err := resolve(append([]string{"-config=" + path}, tt.args...), nil)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
@@ -62,11 +60,11 @@ func TestWorkerArgsCarryResolvedSettings(t *testing.T) {
 	if err := os.WriteFile(path, []byte("max-frame: 64KiB\nidle-timeout: 5s\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, fs, err := resolve([]string{"-config=" + path, "-workers=3", "-t"})
+	s, err := resolve([]string{"-config=" + path, "-workers=3", "-t"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := workerArgs(fs)
+	got := s.workerArgs()
 	want := []string{"-idle-timeout=5s", "-max-frame=64KiB", "-workers=3"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("worker args %q, want %q", got, want)
@@ -89,13 +87,13 @@ func TestWorkerEnvCarriesArgs(t *testing.T) {
 		}
 	}
 	t.Setenv(master.WorkerSlotEnv, "0")
-	got, err := roleArgs(nil)
-	if err != nil || !slices.Equal(got, want) {
-		t.Fatalf("roleArgs = %q, %v; want %q", got, err, want)
+	r, err := currentRole()
+	if err != nil || !r.worker || !slices.Equal(r.args, want) {
+		t.Fatalf("currentRole = %+v, %v; want a worker with args %q", r, err, want)
 	}
 	t.Setenv(workerArgsEnv, "not json")
-	if _, err := roleArgs(nil); err == nil {
-		t.Error("roleArgs accepted a malformed variable")
+	if _, err := currentRole(); err == nil {
+		t.Error("currentRole accepted a malformed variable")
 	}
 }
 
@@ -104,13 +102,7 @@ func TestRunActions(t *testing.T) {
 	good, bad := filepath.Join(dir, "good.yaml"), filepath.Join(dir, "bad.yaml")
 	os.WriteFile(good, []byte("workers: 2\n"), 0o644)
 	os.WriteFile(bad, []byte("workers: 0\n"), 0o644)
-	tests := []struct {
-		name       string
-		args       []string
-		wantCode   int
-		wantStdout string
-		wantStderr string
-	}{
+	tests := []runCase{
 		{name: "test good config", args: []string{"-t", "-config=" + good}, wantStdout: "configuration " + good + " is ok"},
 		{name: "test bad config", args: []string{"-t", "-config=" + bad}, wantCode: 2, wantStderr: "need at least 1"},
 		{name: "missing config", args: []string{"-t", "-config=" + dir + "/none.yaml"}, wantCode: 2, wantStderr: "read config"},
@@ -119,14 +111,5 @@ func TestRunActions(t *testing.T) {
 		{name: "missing pidfile", args: []string{"-s", "stop", "-pidfile=" + dir + "/none.pid"}, wantCode: 1, wantStderr: "read pid"},
 		{name: "short worker timeout", args: []string{"-worker-timeout=1s"}, wantCode: 2, wantStderr: "-worker-timeout"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := Run(tt.args, worker.NewRegistry(), &stdout, &stderr)
-			if code != tt.wantCode || !strings.Contains(stdout.String(), tt.wantStdout) || !strings.Contains(stderr.String(), tt.wantStderr) {
-				t.Fatalf("exit %d, stdout %q, stderr %q; want %d, %q, %q",
-					code, stdout.String(), stderr.String(), tt.wantCode, tt.wantStdout, tt.wantStderr)
-			}
-		})
-	}
+	checkRuns(t, tests)
 }

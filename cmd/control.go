@@ -4,18 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
-
-	"github.com/rpcd/rpcd/master"
-	"github.com/rpcd/rpcd/worker"
 )
 
 // controlSignals are the -s actions and the signals they send the master,
@@ -154,63 +149,4 @@ func (o *logOutput) reopen() error {
 		old.Close()
 	}
 	return nil
-}
-
-// statusPipe is the worker's end of the master's status pipe: ready once,
-// then a heartbeat per loop tick, or a recycle request once -max-requests
-// (plus jitter) is reached.
-type statusPipe struct {
-	log   *zap.Logger
-	w     *worker.Worker
-	limit uint64 // requests before asking to be recycled; 0 never
-}
-
-func newStatusPipe(opts *options, log *zap.Logger) *statusPipe {
-	if err := unix.SetNonblock(master.StatusFD, true); err != nil {
-		log.Warn("status pipe", zap.Error(os.NewSyscallError("setnonblock", err)))
-	}
-	p := &statusPipe{log: log}
-	if opts.maxRequests > 0 {
-		p.limit = uint64(opts.maxRequests + rand.IntN(opts.maxRequestsJitter+1))
-	}
-	return p
-}
-
-func (p *statusPipe) ready() { p.write(master.StatusReady) }
-
-// heartbeat runs on the loop goroutine (worker.Config.Heartbeat).
-func (p *statusPipe) heartbeat() {
-	b := master.StatusHeartbeat
-	if p.limit > 0 && p.w != nil && p.w.Stats().Requests >= p.limit {
-		b = master.StatusRecycle
-	}
-	p.write(b)
-}
-
-// write never blocks the loop: a full pipe means the master is busy and
-// will see the next byte.
-func (p *statusPipe) write(b byte) {
-	_, err := unix.Write(master.StatusFD, []byte{b})
-	if err != nil && err != unix.EAGAIN && err != unix.EPIPE {
-		p.log.Warn("write status pipe", zap.Error(os.NewSyscallError("write", err)))
-	}
-}
-
-// handleWorkerSignals reopens the log on master.ReopenSignal and drains,
-// taking the socket's accept queue along, on master.RetireSignal.
-func handleWorkerSignals(w *worker.Worker, logOut *logOutput, log *zap.Logger) {
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, master.ReopenSignal, master.RetireSignal)
-	go func() {
-		for sig := range sigs {
-			if sig == master.RetireSignal {
-				log.Info("retire signal", zap.Stringer("signal", sig))
-				w.Retire()
-				continue
-			}
-			if err := logOut.reopen(); err != nil {
-				log.Warn("reopen log failed", zap.Error(err))
-			}
-		}
-	}()
 }

@@ -8,10 +8,17 @@
 //	reg.Register("hello", worker.Inline, hello)
 //	cmd.Main(reg)
 //
-// The master re-executes the binary at its own path for each worker, with
-// master.WorkerSlotEnv set and the resolved settings (the -config file with
-// the command-line flags over it) as flags in the RPCD_WORKER_ARGS variable,
-// never on the world-readable command line, so a worker never reads the file
-// and serves exactly the methods its binary registered. On SIGHUP the master
-// resolves the settings again for the next generation.
+// An Extension adds flags and a service that each worker process starts
+// and stops, as cache.Extension does with the Redis client behind the
+// cache.* methods; Main takes any number of them.
+//
+// A process reads its role from its environment once, first. The master
+// resolves its settings (the command-line flags over the -config file) into
+// one value at start, and again on each SIGHUP for the next generation. It
+// re-executes the binary at its own path for each worker, with
+// master.WorkerSlotEnv set and those settings as flags in the
+// RPCD_WORKER_ARGS variable, never on the world-readable command line. A
+// worker parses only them and its own command line, which a master leaves
+// empty: a worker never reads the file, and serves exactly the methods its
+// binary registered.
 package cmd

@@ -15,7 +15,8 @@ import (
 	"github.com/rpcd/rpcd/worker"
 )
 
-// options are the command's settings, one field per flag.
+// options are the command's built-in settings, one field per flag; an
+// Extension holds its own.
 type options struct {
 	listen          string
 	workers         int
@@ -32,9 +33,6 @@ type options struct {
 	handlerTimeout  time.Duration
 	poolSize        int
 	queueSize       int
-	redis           string
-	redisPassword   string
-	redisDB         int
 	healthCheck     bool
 	checkTimeout    time.Duration
 
@@ -85,9 +83,6 @@ func newFlagSet(opts *options, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&opts.handlerTimeout, "handler-timeout", worker.DefaultHandlerTimeout, "answer a blocking method timeout when it has not answered this long after it was read")
 	fs.IntVar(&opts.poolSize, "pool-size", 0, "goroutines per worker running blocking methods (0: the CPUs this process may use)")
 	fs.IntVar(&opts.queueSize, "queue-size", worker.DefaultQueueSize, "blocking calls a worker queues before it answers overloaded")
-	fs.StringVar(&opts.redis, "redis", "", "`host:port` of the Redis server behind the cache.* methods (empty: they answer unavailable)")
-	fs.StringVar(&opts.redisPassword, "redis-password", "", "password for -redis (AUTH)")
-	fs.IntVar(&opts.redisDB, "redis-db", 0, "database number for -redis")
 	fs.BoolVar(&opts.healthCheck, "check", false, "health check: ping the server at -listen (a wildcard host means 127.0.0.1), exit 0 on its pong within -check-timeout, else 1")
 	fs.DurationVar(&opts.checkTimeout, "check-timeout", 2*time.Second, "how long -check waits for the pong")
 	addLifecycleFlags(fs, opts)
@@ -152,15 +147,41 @@ func (b *byteSize) Set(s string) error {
 	return nil
 }
 
-// checkBlocking validates the flags for blocking methods and the cache.
+// checkBlocking validates the flags for blocking methods.
 func (o *options) checkBlocking() error {
 	switch {
 	case o.handlerTimeout <= 0:
 		return fmt.Errorf("-handler-timeout=%v: must be positive", o.handlerTimeout)
 	case o.poolSize < 0, o.queueSize < 1:
 		return errors.New("-pool-size must not be negative and -queue-size must be at least 1")
-	case o.redisDB < 0:
-		return fmt.Errorf("-redis-db=%d: must not be negative", o.redisDB)
+	}
+	return nil
+}
+
+func addLifecycleFlags(fs *flag.FlagSet, opts *options) {
+	fs.StringVar(&opts.configFile, "config", "", "YAML `file` of settings: each key is a flag name without the dash; flags on the command line win; re-read on SIGHUP")
+	fs.StringVar(&opts.pidFile, "pidfile", "", "`file` the master writes its pid to, and -s reads it from")
+	fs.StringVar(&opts.signal, "s", "", "send the running master (found by -pidfile) a signal: reload, stop, quit or reopen")
+	fs.BoolVar(&opts.test, "t", false, "check the configuration (-config and flags) and exit")
+	fs.StringVar(&opts.logFile, "log-file", "", "append logs to this `file` instead of stderr; reopened on SIGUSR1")
+	fs.DurationVar(&opts.drainTimeout, "drain-timeout", 30*time.Second, "how long a retired worker (after a reload, upgrade, recycle or SIGTTOU) may drain before it is killed")
+	fs.DurationVar(&opts.workerTimeout, "worker-timeout", 30*time.Second, "kill and replace a worker whose event loop has not turned for this long (0 disables)")
+	fs.IntVar(&opts.maxRequests, "max-requests", 0, "replace a worker gracefully after it has read about this many requests (0 never)")
+	fs.IntVar(&opts.maxRequestsJitter, "max-requests-jitter", 0, "add a random 0..n to -max-requests per worker, so workers are not all replaced at once")
+}
+
+// checkLifecycle validates the lifecycle flags.
+func (o *options) checkLifecycle() error {
+	switch {
+	case o.drainTimeout <= 0:
+		return errors.New("-drain-timeout must be positive")
+	case o.workerTimeout != 0 && o.workerTimeout < 2*time.Second:
+		return errors.New("-worker-timeout must be 0 (off) or at least 2s: workers beat about once a second")
+	case o.maxRequests < 0 || o.maxRequestsJitter < 0:
+		return errors.New("-max-requests and -max-requests-jitter must not be negative")
+	}
+	if _, ok := controlSignals[o.signal]; o.signal != "" && !ok {
+		return fmt.Errorf("-s %s: want reload, stop, quit or reopen", o.signal)
 	}
 	return nil
 }

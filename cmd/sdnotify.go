@@ -36,13 +36,14 @@ func newServiceNotifier(log *zap.Logger) *serviceNotifier {
 	return &serviceNotifier{addr: &net.UnixAddr{Name: name, Net: "unixgram"}, log: log}
 }
 
-// hook sets cfg's hooks to notify the service manager.
-func (n *serviceNotifier) hook(cfg master.Config) master.Config {
-	if n != nil {
-		cfg.Hooks = master.Hooks{OnReady: n.ready, OnStopping: n.stopping,
-			OnReloading: n.reloading, OnReloaded: n.reloaded}
+// hooks are the master's hooks that notify the service manager; none
+// without one.
+func (n *serviceNotifier) hooks() master.Hooks {
+	if n == nil {
+		return master.Hooks{}
 	}
-	return cfg
+	return master.Hooks{OnReady: n.ready, OnStopping: n.stopping,
+		OnReloading: n.reloading, OnReloaded: n.reloaded}
 }
 
 // ready reports READY=1 with the master's pid (master.Hooks.OnReady).

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-
-	"github.com/rpcd/rpcd/master"
 )
 
 // listenNotify opens a datagram socket at name, as a service manager does.
@@ -65,7 +63,7 @@ func TestServiceNotifier(t *testing.T) {
 					t.Fatalf("worker environment has %s", kv)
 				}
 			}
-			cfg := n.hook(master.Config{}).Hooks
+			cfg := n.hooks()
 			cfg.OnReady()
 			want := fmt.Sprintf("READY=1\nMAINPID=%d", os.Getpid())
 			if got := readNotice(t, conn); got != want {
@@ -93,7 +91,7 @@ func TestServiceNotifierUnset(t *testing.T) {
 	if n != nil {
 		t.Fatal("a notifier without NOTIFY_SOCKET")
 	}
-	if cfg := n.hook(master.Config{}).Hooks; cfg.OnReady != nil || cfg.OnStopping != nil || cfg.OnReloading != nil || cfg.OnReloaded != nil {
+	if cfg := n.hooks(); cfg.OnReady != nil || cfg.OnStopping != nil || cfg.OnReloading != nil || cfg.OnReloaded != nil {
 		t.Fatal("a nil notifier set hooks")
 	}
 	n.ready() // a nil notifier does nothing

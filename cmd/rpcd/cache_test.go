@@ -9,6 +9,7 @@ import (
 
 	rpcclient "github.com/rpcd/rpcd/client"
 	"github.com/rpcd/rpcd/handlers/cache/cachetest"
+	"github.com/rpcd/rpcd/internal/waitfor"
 	"github.com/rpcd/rpcd/protocol"
 )
 
@@ -61,16 +62,12 @@ func TestCacheThroughBinary(t *testing.T) {
 		t.Fatalf("get with Redis down: %v, want unavailable", err)
 	}
 	r.Restart()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, result, err := c.Call(ctx, "cache.set", []byte(`{"key":"k","value":1}`))
-		if err == nil && string(result) == "true" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cache still failing 10s after Redis restarted: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !waitfor.Poll(10*time.Second, func() bool {
+		var result []byte
+		_, result, err = c.Call(ctx, "cache.set", []byte(`{"key":"k","value":1}`))
+		return err == nil && string(result) == "true"
+	}) {
+		t.Fatalf("cache still failing 10s after Redis restarted: %v", err)
 	}
 }
 

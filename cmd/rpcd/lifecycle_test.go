@@ -18,6 +18,9 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/rpcd/rpcd/cmd/rpcdtest"
+	"github.com/rpcd/rpcd/internal/waitfor"
 )
 
 // lifecycleConfig is the configuration file the test starts rpcd with.
@@ -103,9 +106,7 @@ func (e *lifecycleEnv) writeConfig(t *testing.T, text string) {
 
 // check runs rpcd -t on the configuration file.
 func (e *lifecycleEnv) check() ([]byte, error) {
-	cmd := exec.Command(e.bin, "-t", "-config="+e.conf)
-	cmd.Env = append(os.Environ(), asBinaryEnv+"=1")
-	return cmd.CombinedOutput()
+	return rpcdtest.Command(e.bin, "-t", "-config="+e.conf).CombinedOutput()
 }
 
 func (e *lifecycleEnv) rest(t *testing.T, l *load) {
@@ -114,8 +115,10 @@ func (e *lifecycleEnv) rest(t *testing.T, l *load) {
 	time.Sleep(1500 * time.Millisecond) // latency at rest is measured over this spell
 }
 
-// reloadTenTimes sends ten SIGHUPs, the fifth after the worker count went
-// from 3 to 2, and waits for the last generation they asked for.
+// reloadTenTimes sends ten SIGHUPs at random intervals, the fifth after the
+// worker count went from 3 to 2, and waits for the generation the last one
+// asked for. Each SIGHUP is sent once the master has received the one
+// before, so that the kernel does not merge them and all ten are counted.
 func (e *lifecycleEnv) reloadTenTimes(t *testing.T, s *server, l *load) {
 	l.phase.Store(phaseReload)
 	defer l.phase.Store(phaseOther)
@@ -125,41 +128,55 @@ func (e *lifecycleEnv) reloadTenTimes(t *testing.T, s *server, l *load) {
 			e.writeConfig(t, fmt.Sprintf(lifecycleConfig, 2))
 		}
 		signal(t, s, syscall.SIGHUP)
+		waitLog(t, s, from, 10*time.Second, fmt.Sprintf("SIGHUP %d received", i+1), func(es []logEntry) bool {
+			return countSignal(es, "hangup") == i+1
+		})
 		time.Sleep(time.Duration(rand.IntN(80)) * time.Millisecond)
 	}
-	// The kernel and the runtime merge a signal that arrives while the same
-	// one is pending, so fewer than ten may be logged.
 	var last *logEntry
-	for range 10 {
-		waitLog(t, s, from, 60*time.Second, "the last generation asked for", func(es []logEntry) bool {
-			last = settledGeneration(es)
-			return last != nil
-		})
-		time.Sleep(300 * time.Millisecond) // a signal still on its way would start another
-		if settledGeneration(s.logs.all()[from:]) == last {
-			break
-		}
-	}
+	es := waitLog(t, s, from, 60*time.Second, "the last generation asked for", func(es []logEntry) bool {
+		last = lastAskedGeneration(es)
+		return last != nil
+	})
 	if last.Fields["workers"] != float64(2) {
 		t.Fatalf("last generation has %v workers, want 2: %s", last.Fields["workers"], last.raw)
 	}
-	es := s.logs.all()[from:]
 	t.Logf("ten SIGHUPs: %d received, %d generations started, last %v",
-		countMsg(es, "signal received"), countMsg(es, "starting new generation"), last.Fields["generation"])
+		countSignal(es, "hangup"), countMsg(es, "starting new generation"), last.Fields["generation"])
 }
 
-// settledGeneration returns the last "new generation ready" if no rollout
-// started after it and no reload waits, else nil.
-func settledGeneration(es []logEntry) *logEntry {
-	for i := len(es) - 1; i >= 0; i-- {
-		switch es[i].Msg {
-		case "new generation ready":
+// lastAskedGeneration returns the "new generation ready" of the rollout the
+// last SIGHUP in es asked for, or nil while it is not ready. That rollout
+// starts at once, or after the one running when the signal came, and every
+// SIGHUP during a rollout merges into the one that follows it.
+func lastAskedGeneration(es []logEntry) *logEntry {
+	lastSignal := -1
+	for i, e := range es {
+		if e.Msg == "signal received" && e.Fields["signal"] == "hangup" {
+			lastSignal = i
+		}
+	}
+	var gen any
+	for i := lastSignal + 1; i < len(es); i++ {
+		switch {
+		case gen == nil && es[i].Msg == "starting new generation":
+			gen = es[i].Fields["generation"]
+		case gen != nil && es[i].Msg == "new generation ready" && es[i].Fields["generation"] == gen:
 			return &es[i]
-		case "starting new generation", "signal received":
-			return nil
 		}
 	}
 	return nil
+}
+
+// countSignal counts the master's receipts of the signal named name.
+func countSignal(es []logEntry, name string) int {
+	n := 0
+	for _, e := range es {
+		if e.Msg == "signal received" && e.Fields["signal"] == name {
+			n++
+		}
+	}
+	return n
 }
 
 // reloadInvalid checks that -t rejects a broken file and that SIGHUP with
@@ -358,7 +375,10 @@ func (e *lifecycleEnv) killWorkers(t *testing.T, s *server, l *load, n int) {
 		}
 		return exited == n && countMsg(es, "worker ready") >= n
 	})
-	time.Sleep(200 * time.Millisecond) // let clients of the killed workers see their ends
+	// A client had its connection on a killed worker fail, and reconnected,
+	// once it has an answer to a request sent after the workers were gone.
+	gone := time.Now()
+	waitfor.Until(t, 20*time.Second, "every client answered after the kill", func() bool { return l.answeredSince(gone) })
 	l.killWindow.Store(false)
 }
 
@@ -413,36 +433,25 @@ func signal(t *testing.T, s *server, sig syscall.Signal) {
 // waitLog polls the log lines after from until cond holds, for up to timeout.
 func waitLog(t *testing.T, s *server, from int, timeout time.Duration, what string, cond func([]logEntry) bool) []logEntry {
 	t.Helper()
-	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if es := s.logs.all()[from:]; cond(es) {
-			return es
-		}
+	var es []logEntry
+	if !waitfor.Poll(timeout, func() bool { es = s.logs.all()[from:]; return cond(es) }) {
+		t.Fatalf("timed out waiting for %s; logs:\n%s", what, s.logs.dump())
 	}
-	t.Fatalf("timed out waiting for %s; logs:\n%s", what, s.logs.dump())
-	return nil
+	return es
 }
 
 func waitAnswered(t *testing.T, l *load, n int64) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if l.answered.Load() >= n {
-			return
-		}
-	}
-	t.Fatalf("only %d answers within 30s", l.answered.Load())
+	waitfor.Until(t, 30*time.Second, fmt.Sprintf("%d answers", n), func() bool { return l.answered.Load() >= n })
 }
 
 // waitNoZombies polls until the master has no unreaped child.
 func waitNoZombies(t *testing.T, master int) {
 	t.Helper()
 	var zombies []int
-	for range 250 {
-		if zombies = childrenInState(master, "Z"); len(zombies) == 0 {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !waitfor.Poll(5*time.Second, func() bool { zombies = childrenInState(master, "Z"); return len(zombies) == 0 }) {
+		t.Fatalf("zombie children of %d: %v", master, zombies)
 	}
-	t.Fatalf("zombie children of %d: %v", master, zombies)
 }
 
 func childrenInState(parent int, state string) []int {
@@ -557,10 +566,31 @@ type load struct {
 	sent, answered, retried, failed, killed, abandoned, reconnects atomic.Int64
 	resets, killResets                                             atomic.Int64 // connections reset: all, on killed workers
 
-	mu    sync.Mutex
-	hists [phaseCount]*hdrhistogram.Histogram
-	errs  []string
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	hists   [phaseCount]*hdrhistogram.Histogram
+	errs    []string
+	clients []*progress
+	wg      sync.WaitGroup
+}
+
+// progress is one client's: when the last request it got an answer to was
+// sent (unix nanoseconds), and whether it has ended.
+type progress struct {
+	lastSent atomic.Int64
+	ended    atomic.Bool
+}
+
+// answeredSince reports whether every client still running has an answer
+// to a request sent after t.
+func (l *load) answeredSince(t time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range l.clients {
+		if !p.ended.Load() && p.lastSent.Load() <= t.UnixNano() {
+			return false
+		}
+	}
+	return true
 }
 
 func newLoad(addr string) *load {
@@ -574,10 +604,15 @@ func newLoad(addr string) *load {
 // start runs conns client goroutines with the given pipeline depth.
 func (l *load) start(conns, depth int, deadline time.Time) {
 	for i := range conns {
+		p := new(progress)
+		l.mu.Lock()
+		l.clients = append(l.clients, p)
+		l.mu.Unlock()
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			l.runClient(i, depth, deadline)
+			defer p.ended.Store(true)
+			l.runClient(i, depth, deadline, p)
 		}()
 	}
 }
@@ -588,7 +623,7 @@ type pending struct {
 	sentAt time.Time
 }
 
-func (l *load) runClient(id, depth int, deadline time.Time) {
+func (l *load) runClient(id, depth int, deadline time.Time, prog *progress) {
 	hists := [phaseCount]*hdrhistogram.Histogram{}
 	for i := range hists {
 		hists[i] = hdrhistogram.New(1, int64(60*time.Second/time.Microsecond), 3)
@@ -601,7 +636,7 @@ func (l *load) runClient(id, depth int, deadline time.Time) {
 			l.reconnects.Add(1)
 		}
 		var ok bool
-		resend, ok = l.session(id, depth, &next, resend, hists, deadline)
+		resend, ok = l.session(id, depth, &next, resend, hists, deadline, prog)
 		if !ok || l.stopping.Load() {
 			l.abandoned.Add(int64(len(resend)))
 			return
@@ -612,7 +647,7 @@ func (l *load) runClient(id, depth int, deadline time.Time) {
 
 // session runs one connection. It returns the requests to send again and
 // whether the client may reconnect.
-func (l *load) session(id, depth int, next *int, resend []pending, hists [phaseCount]*hdrhistogram.Histogram, deadline time.Time) ([]pending, bool) {
+func (l *load) session(id, depth int, next *int, resend []pending, hists [phaseCount]*hdrhistogram.Histogram, deadline time.Time, prog *progress) ([]pending, bool) {
 	nc, err := net.DialTimeout("tcp", l.addr, 5*time.Second)
 	if err != nil {
 		l.failed.Add(int64(len(resend)))
@@ -652,6 +687,7 @@ func (l *load) session(id, depth int, next *int, resend []pending, hists [phaseC
 			continue
 		}
 		l.answered.Add(1)
+		prog.lastSent.Store(p.sentAt.UnixNano())
 		hists[l.phase.Load()].RecordValue(max(1, time.Since(p.sentAt).Microseconds()))
 		if l.stopping.Load() || !time.Now().Before(deadline) {
 			continue
@@ -791,9 +827,7 @@ func TestControlAndLogReopen(t *testing.T) {
 // control runs rpcd -s action.
 func control(t *testing.T, pidfile, action string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-s", action, "-pidfile="+pidfile)
-	cmd.Env = append(os.Environ(), asBinaryEnv+"=1")
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if out, err := rpcdtest.Command(os.Args[0], "-s", action, "-pidfile="+pidfile).CombinedOutput(); err != nil {
 		t.Fatalf("rpcd -s %s: %v: %s", action, err, out)
 	}
 }
@@ -801,12 +835,8 @@ func control(t *testing.T, pidfile, action string) {
 // waitFileHas polls path until it contains want, for up to 20s.
 func waitFileHas(t *testing.T, path, want string) {
 	t.Helper()
-	for range 1000 {
-		if b, _ := os.ReadFile(path); strings.Contains(string(b), want) {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	var b []byte
+	if !waitfor.Poll(20*time.Second, func() bool { b, _ = os.ReadFile(path); return strings.Contains(string(b), want) }) {
+		t.Fatalf("%s never contained %s:\n%s", path, want, b)
 	}
-	b, _ := os.ReadFile(path)
-	t.Fatalf("%s never contained %s:\n%s", path, want, b)
 }

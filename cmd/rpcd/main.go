@@ -12,7 +12,7 @@ import (
 
 func main() {
 	store := cache.New()
-	cmd.Main(registry(store), cmd.WithCache(store))
+	cmd.Main(registry(store), cache.Extension(store))
 }
 
 func registry(store *cache.Store) *worker.Registry {

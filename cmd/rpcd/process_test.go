@@ -17,21 +17,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rpcd/rpcd/cmd/rpcdtest"
 	"github.com/rpcd/rpcd/protocol"
 )
 
-// asBinaryEnv makes the test binary run rpcd's main instead of the tests, so
-// process-level tests start the real server (and the master re-executes the
-// same binary for its workers).
-const asBinaryEnv = "RPCD_TEST_AS_BINARY"
-
+// TestMain runs rpcd's main instead of the tests in a process a test
+// started, so process-level tests start the real server.
 func TestMain(m *testing.M) {
-	if os.Getenv(asBinaryEnv) == "1" {
+	rpcdtest.Main(m, func() {
 		failWorkerIfAsked()
 		main()
-		return
-	}
-	os.Exit(m.Run())
+	})
 }
 
 // server is one running rpcd master started by a test.
@@ -65,9 +61,7 @@ func launch(t *testing.T, args ...string) *server {
 // launchBinary is launch for the binary at path.
 func launchBinary(t *testing.T, path string, args ...string) *server {
 	t.Helper()
-	cmd := exec.Command(path, args...)
-	cmd.Env = append(os.Environ(), asBinaryEnv+"=1", "GORACE=atexit_sleep_ms=0")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd := rpcdtest.Command(path, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

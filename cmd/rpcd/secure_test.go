@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rpcd/rpcd/internal/waitfor"
 	"github.com/rpcd/rpcd/master"
 )
 
@@ -102,15 +103,7 @@ func TestWorkerCommandLineHoldsNoSecret(t *testing.T) {
 			t.Errorf("worker %d command line %q, want the binary alone", pid, args)
 		}
 	}
-	for range 500 {
-		if redis.seen.Load() {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !redis.seen.Load() {
-		t.Fatal("no worker sent the password to Redis")
-	}
+	waitfor.Until(t, 10*time.Second, "a worker to send the password to Redis", redis.seen.Load)
 }
 
 // A new binary that passes -t but whose workers never become ready: the
@@ -145,7 +138,8 @@ func TestUpgradeWhoseWorkersFail(t *testing.T) {
 	if got := inode(t, fmt.Sprintf("/proc/%d/exe", s.pid())); got != newIno {
 		t.Fatalf("master runs inode %d, want the new binary's %d: it never executed it", got, newIno)
 	}
-	time.Sleep(300 * time.Millisecond) // pings keep going after the failure
+	after := p.n.Load()
+	waitfor.Until(t, 10*time.Second, "pings answered after the failure", func() bool { return p.n.Load() >= after+20 })
 	if n, errs := p.stop(); len(errs) > 0 || n == 0 {
 		t.Fatalf("%d pings answered across the upgrade; failures: %v", n, errs)
 	}

@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rpcd/rpcd/internal/waitfor"
 )
 
 // configFeeder serves a configuration file through a FIFO, so that the test
@@ -36,35 +38,39 @@ func startConfigFeeder(t *testing.T, text string, whileReading func()) *configFe
 // serve waits up to a minute for the first reader.
 func (f *configFeeder) serve(t *testing.T, whileReading func()) {
 	defer close(f.done)
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	var fd int
+	var err error
+	quit := false
+	waitfor.Poll(time.Minute, func() bool {
 		select {
 		case <-f.quit:
-			return
+			quit = true
+			return true
 		default:
 		}
-		fd, err := syscall.Open(f.path, syscall.O_WRONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-		if errors.Is(err, syscall.ENXIO) { // no reader yet
-			continue
-		}
-		if err != nil {
-			t.Errorf("open %s: %v", f.path, err)
-			return
-		}
-		defer syscall.Close(fd)
-		regular := f.path + ".regular"
-		if err := os.WriteFile(regular, []byte(f.text), 0o600); err != nil {
-			t.Error(err)
-			return
-		}
-		if err := os.Rename(regular, f.path); err != nil {
-			t.Error(err)
-			return
-		}
-		close(f.first)
-		whileReading()
-		syscall.Write(fd, []byte(f.text))
+		fd, err = syscall.Open(f.path, syscall.O_WRONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+		return !errors.Is(err, syscall.ENXIO) // ENXIO: no reader yet
+	})
+	switch {
+	case quit, errors.Is(err, syscall.ENXIO):
+		return
+	case err != nil:
+		t.Errorf("open %s: %v", f.path, err)
 		return
 	}
+	defer syscall.Close(fd)
+	regular := f.path + ".regular"
+	if err := os.WriteFile(regular, []byte(f.text), 0o600); err != nil {
+		t.Error(err)
+		return
+	}
+	if err := os.Rename(regular, f.path); err != nil {
+		t.Error(err)
+		return
+	}
+	close(f.first)
+	whileReading()
+	syscall.Write(fd, []byte(f.text))
 }
 
 // A signal that arrives while rpcd is still reading its configuration file,

@@ -6,34 +6,24 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"os/exec"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rpcd/rpcd/client"
+	"github.com/rpcd/rpcd/cmd/rpcdtest"
 	"github.com/rpcd/rpcd/protocol"
 )
 
-// asBinaryEnv makes the test binary run the greeter's main, so the test starts
-// the real program (whose master re-executes the same binary for workers).
-const asBinaryEnv = "GREETER_TEST_AS_BINARY"
-
-func TestMain(m *testing.M) {
-	if os.Getenv(asBinaryEnv) == "1" {
-		main()
-		return
-	}
-	os.Exit(m.Run())
-}
+// TestMain runs the greeter's main instead of the tests in a process the
+// test started, so the test starts the real program.
+func TestMain(m *testing.M) { rpcdtest.Main(m, main) }
 
 // startGreeter runs the program on 127.0.0.1:0 and returns its address once
 // its master logs that it is ready.
 func startGreeter(t *testing.T) string {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-listen=127.0.0.1:0", "-workers=1", "-log-format=json")
-	cmd.Env = append(os.Environ(), asBinaryEnv+"=1", "GORACE=atexit_sleep_ms=0")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd := rpcdtest.Command(os.Args[0], "-listen=127.0.0.1:0", "-workers=1", "-log-format=json")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,71 @@
+package cmd
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/signal"
+
+	"go.uber.org/zap"
+
+	"github.com/rpcd/rpcd/master"
+)
+
+// catchMasterSignals starts catching the master's signals when this process
+// is to be the master, before it reads its configuration file or binds: a
+// SIGHUP or SIGTERM then waits for the master to act on it instead of
+// killing the process. It returns the channel (nil for an action) and what
+// stops catching.
+func catchMasterSignals(s *settings) (chan os.Signal, func()) {
+	if s.test || s.signal != "" || s.healthCheck {
+		return nil, func() {}
+	}
+	sigs := master.CatchSignals()
+	return sigs, func() { signal.Stop(sigs) }
+}
+
+func runMaster(s *settings, stderr io.Writer, sigs chan os.Signal) int {
+	logOut := newLogOutput(&s.options, stderr)
+	log := newLogger(&s.options, logOut).With(zap.String("role", "master"))
+	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush
+	defer writePidfile(&s.options, log)()
+	m, err := master.New(masterConfig(s, logOut, sigs, newServiceNotifier(log)), log)
+	if err == nil {
+		log.Info("starting", zap.String("version", version()), zap.Int("pid", os.Getpid()),
+			zap.String("listen", s.listen), zap.Int("workers", s.workers))
+		for _, e := range s.ext {
+			e.Announce(log)
+		}
+		err = m.Run(context.Background())
+	}
+	if err != nil {
+		log.Error("master failed", zap.Error(err))
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+// masterConfig is the master's whole configuration: the generation s
+// describes, and what the master keeps across generations. SIGHUP resolves
+// s's command line again for the next generation; SIGUSR1 reopens the log;
+// SIGUSR2 checks the new binary with -t and the same command line; a
+// previous image may hand over its workers; sigs were caught since start;
+// and service hears of the master's state changes.
+func masterConfig(s *settings, logOut *logOutput, sigs chan os.Signal, service *serviceNotifier) master.Config {
+	return master.Config{
+		Generation: s.generation(),
+		Reload: func() (master.Generation, error) {
+			next, err := resolve(s.args, s.exts)
+			if err != nil {
+				return master.Generation{}, err
+			}
+			return next.generation(), nil
+		},
+		Reopen:    logOut.reopen,
+		CheckArgs: append([]string{"-t"}, s.args...),
+		Inherited: os.Getenv(master.InheritEnv),
+		Signals:   sigs,
+		Hooks:     service.hooks(),
+	}
+}

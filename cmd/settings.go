@@ -1,0 +1,121 @@
+package cmd
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/rpcd/rpcd/master"
+	"github.com/rpcd/rpcd/protocol"
+	"github.com/rpcd/rpcd/worker"
+)
+
+// settings are one resolution of rpcd's settings: a command line, the
+// -config file it names under it, and the values of both, validated. The
+// master resolves them at start and on each SIGHUP and hands each generation
+// of workers the result as explicit flags (workerArgs); a worker parses those
+// and its own command line, never the file.
+type settings struct {
+	options
+	args []string      // the command line they were parsed from
+	fs   *flag.FlagSet // every flag, the extensions' included
+	exts []Extension
+	ext  []ExtensionSettings // one per extension, in order
+}
+
+// parseSettings parses the command line args, with exts' flags. Like the
+// flag package, it says what is wrong with args on out, where -h prints the
+// usage (flag.ErrHelp). It reads no file: applyFile does.
+func parseSettings(args []string, exts []Extension, out io.Writer) (*settings, error) {
+	s := &settings{args: args, exts: exts}
+	s.fs = newFlagSet(&s.options, out)
+	for _, e := range exts {
+		s.ext = append(s.ext, e.Flags(s.fs))
+	}
+	if err := s.fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if s.fs.NArg() > 0 {
+		err := fmt.Errorf("unexpected argument %q", s.fs.Arg(0))
+		fmt.Fprintf(out, "rpcd: %v\n", err)
+		return nil, err
+	}
+	return s, nil
+}
+
+// resolve is the master's whole resolution, as at start, on SIGHUP and for
+// -t: args over the file they name, validated.
+func resolve(args []string, exts []Extension) (*settings, error) {
+	s, err := parseSettings(args, exts, io.Discard)
+	if err == nil {
+		err = s.applyFile()
+	}
+	if err == nil {
+		err = s.check()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// applyFile sets what the -config file holds under the command line.
+func (s *settings) applyFile() error { return applyConfigFile(s.fs, s.configFile) }
+
+// check validates what the flag package cannot, the extensions' values too.
+func (s *settings) check() error {
+	if err := s.options.check(); err != nil {
+		return err
+	}
+	for _, e := range s.ext {
+		if err := e.Check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// workerArgs lists the settings as explicit flags for the workers, so that
+// a worker never reads a configuration file that may be half-written.
+func (s *settings) workerArgs() []string {
+	var args []string
+	s.fs.Visit(func(f *flag.Flag) {
+		if !commandOnly[f.Name] {
+			args = append(args, "-"+f.Name+"="+f.Value.String())
+		}
+	})
+	sort.Strings(args)
+	return args
+}
+
+// generation is what s decides of a generation of workers: address, count,
+// timeouts, and the environment that carries the settings to them. Their
+// command line stays empty. It serves at start and for every reload.
+func (s *settings) generation() master.Generation {
+	return master.Generation{
+		Listen:          s.listen,
+		Workers:         s.workers,
+		ShutdownTimeout: s.shutdownTimeout,
+		DrainTimeout:    s.drainTimeout,
+		WorkerTimeout:   s.workerTimeout,
+		Env:             workerEnv(s.workerArgs()),
+	}
+}
+
+// workerConfig is what s decides of a worker's event loop; heartbeat is
+// called on each turn of it.
+func (s *settings) workerConfig(heartbeat func()) worker.Config {
+	order, _ := protocol.ParseByteOrder(s.byteOrder) // checked
+	return worker.Config{
+		ByteOrder:      order,
+		MaxFrame:       uint32(s.maxFrame),
+		IdleTimeout:    s.idleTimeout,
+		ReadTimeout:    s.readTimeout,
+		WriteTimeout:   s.writeTimeout,
+		PoolSize:       s.poolSize,
+		QueueSize:      s.queueSize,
+		HandlerTimeout: s.handlerTimeout,
+		Heartbeat:      heartbeat,
+	}
+}
