@@ -103,12 +103,19 @@ func (c *child) handleSignals() {
 				c.log.Info("retire signal", zap.Stringer("signal", sig))
 				c.w.Retire()
 			case master.ReopenSignal:
-				if err := c.logOut.reopen(); err != nil {
-					c.log.Warn("reopen log failed", zap.Error(err))
-				}
+				// A reopen that hangs on a stalled disk must not hold
+				// up a stop signal behind it.
+				go c.reopenLog()
 			}
 		}
 	}()
+}
+
+// reopenLog reopens the log file on master.ReopenSignal.
+func (c *child) reopenLog() {
+	if err := c.logOut.reopen(); err != nil {
+		c.log.Warn("reopen log failed", zap.Error(err))
+	}
 }
 
 // stopWhenOrphaned drains the worker once its master is gone (it has been

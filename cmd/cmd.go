@@ -25,7 +25,8 @@ func Main(reg *worker.Registry, exts ...Extension) {
 }
 
 // Run runs rpcd with args (no program name) and returns its exit status:
-// 0 after a graceful stop, 1 when the server fails, 2 for bad flags.
+// 0 after a graceful stop, 1 when the server fails, 2 for bad flags or
+// configuration.
 func Run(args []string, reg *worker.Registry, stdout, stderr io.Writer, exts ...Extension) int {
 	r, err := currentRole()
 	if err != nil {
@@ -53,11 +54,7 @@ func runCommand(s *settings, stdout, stderr io.Writer) int {
 	}
 	sigs, stopCatching := catchMasterSignals(s)
 	defer stopCatching()
-	err := s.applyFile()
-	if err == nil {
-		err = s.check()
-	}
-	if err != nil {
+	if err := s.finish(); err != nil {
 		fmt.Fprintf(stderr, "rpcd: %v\n", err)
 		return 2
 	}

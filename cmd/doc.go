@@ -9,7 +9,7 @@
 //	cmd.Main(reg)
 //
 // An Extension adds flags and a service that each worker process starts
-// and stops, as cache.Extension does with the Redis client behind the
+// and stops, as cacheext does with the Redis client behind the
 // cache.* methods; Main takes any number of them.
 //
 // A process reads its role from its environment once, first. The master

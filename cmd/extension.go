@@ -25,9 +25,10 @@ type ExtensionSettings interface {
 	// Check validates the values once the command line and the -config
 	// file are applied; an error rejects the settings.
 	Check() error
-	// Announce is called once in the master when it starts, to log what
-	// the values mean for the whole server. The master never starts the
-	// service itself.
+	// Announce is called once in the master when it starts (and in the
+	// image an upgrade executes), not on SIGHUP, to log what the values
+	// mean for the whole server. The master never starts the service
+	// itself.
 	Announce(log *zap.Logger)
 	// Start starts the service in a worker process before it serves, and
 	// returns what stops it once the worker has stopped. An error stops
@@ -55,11 +56,11 @@ func startExtensions(exts []ExtensionSettings, w WorkerInfo) (stop func(), err e
 			stops[i]()
 		}
 	}
-	for i, e := range exts {
+	for _, e := range exts {
 		s, err := e.Start(w)
 		if err != nil {
 			stop()
-			return nil, fmt.Errorf("start extension %d: %w", i, err)
+			return nil, fmt.Errorf("start extension %T: %w", e, err)
 		}
 		stops = append(stops, s)
 	}

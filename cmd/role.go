@@ -34,7 +34,7 @@ func currentRole() (role, error) {
 		return role{}, nil
 	}
 	r := role{worker: true}
-	r.slot, _ = strconv.Atoi(slot) // the master sets it; it is only logged
+	r.slot, _ = strconv.Atoi(slot) // the master sets it
 	if enc, ok := os.LookupEnv(workerArgsEnv); ok {
 		if err := json.Unmarshal([]byte(enc), &r.args); err != nil {
 			return role{}, fmt.Errorf("read %s: %w", workerArgsEnv, err)

@@ -26,7 +26,7 @@ type settings struct {
 
 // parseSettings parses the command line args, with exts' flags. Like the
 // flag package, it says what is wrong with args on out, where -h prints the
-// usage (flag.ErrHelp). It reads no file: applyFile does.
+// usage (flag.ErrHelp). It reads no file: finish does.
 func parseSettings(args []string, exts []Extension, out io.Writer) (*settings, error) {
 	s := &settings{args: args, exts: exts}
 	s.fs = newFlagSet(&s.options, out)
@@ -44,15 +44,12 @@ func parseSettings(args []string, exts []Extension, out io.Writer) (*settings, e
 	return s, nil
 }
 
-// resolve is the master's whole resolution, as at start, on SIGHUP and for
-// -t: args over the file they name, validated.
+// resolve is the master's resolution of the next generation's settings on
+// SIGHUP: args parsed, then finished as at start.
 func resolve(args []string, exts []Extension) (*settings, error) {
 	s, err := parseSettings(args, exts, io.Discard)
 	if err == nil {
-		err = s.applyFile()
-	}
-	if err == nil {
-		err = s.check()
+		err = s.finish()
 	}
 	if err != nil {
 		return nil, err
@@ -60,8 +57,16 @@ func resolve(args []string, exts []Extension) (*settings, error) {
 	return s, nil
 }
 
-// applyFile sets what the -config file holds under the command line.
-func (s *settings) applyFile() error { return applyConfigFile(s.fs, s.configFile) }
+// finish sets what the -config file holds under the command line and
+// validates the whole. The master and the commands (-t, -s, -check) call it
+// once their flags are parsed; a worker, whose settings its master
+// finished, never does.
+func (s *settings) finish() error {
+	if err := applyConfigFile(s.fs, s.configFile); err != nil {
+		return err
+	}
+	return s.check()
+}
 
 // check validates what the flag package cannot, the extensions' values too.
 func (s *settings) check() error {

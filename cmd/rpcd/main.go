@@ -5,6 +5,7 @@ package main
 
 import (
 	"github.com/rpcd/rpcd/cmd"
+	"github.com/rpcd/rpcd/cmd/cacheext"
 	"github.com/rpcd/rpcd/handlers"
 	"github.com/rpcd/rpcd/handlers/cache"
 	"github.com/rpcd/rpcd/worker"
@@ -12,7 +13,7 @@ import (
 
 func main() {
 	store := cache.New()
-	cmd.Main(registry(store), cache.Extension(store))
+	cmd.Main(registry(store), cacheext.New(store))
 }
 
 func registry(store *cache.Store) *worker.Registry {

@@ -1,4 +1,7 @@
-package cache
+// Package cacheext adds the cache.* methods' Redis client to an rpcd binary
+// as a cmd.Extension: the -redis, -redis-password and -redis-db flags, and
+// a client that each worker process opens when it starts.
+package cacheext
 
 import (
 	"context"
@@ -9,19 +12,19 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rpcd/rpcd/cmd"
+	"github.com/rpcd/rpcd/handlers/cache"
 )
 
-// Extension is the cache as a cmd.Extension (on Linux, where cmd runs): it
-// adds -redis, -redis-password and -redis-db, and has each worker process
-// open store, whose methods the program registered, once it starts, and
-// close it when it stops. The master never connects.
-func Extension(store *Store) cmd.Extension { return extension{store} }
+// New returns the extension for store, whose methods the program
+// registered: each worker process opens store once it starts and closes it
+// when it stops. The master never connects.
+func New(store *cache.Store) cmd.Extension { return extension{store} }
 
-type extension struct{ store *Store }
+type extension struct{ store *cache.Store }
 
 // redisFlags are the cache's settings from one parse of rpcd's flags.
 type redisFlags struct {
-	store    *Store
+	store    *cache.Store
 	addr     string
 	password string
 	db       int
@@ -57,8 +60,8 @@ func (f *redisFlags) Start(w cmd.WorkerInfo) (stop func(), err error) {
 	if f.addr == "" {
 		return func() {}, nil
 	}
-	err = f.store.Open(Config{Addr: f.addr, Password: f.password, DB: f.db,
-		PoolSize: max(w.PoolSize, DefaultPoolSize)})
+	err = f.store.Open(cache.Config{Addr: f.addr, Password: f.password, DB: f.db,
+		PoolSize: max(w.PoolSize, cache.DefaultPoolSize)})
 	if err != nil {
 		w.Log.Warn("cache methods answer unavailable", zap.Error(err))
 		return func() {}, nil
