@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rpcd/rpcd/protocol"
+	"github.com/rpcd/rpcd/rpc"
 	"github.com/rpcd/rpcd/worker"
 	"github.com/rpcd/rpcd/worker/workertest"
 )
@@ -25,14 +26,14 @@ type gate struct {
 	release chan struct{}
 }
 
-func testRegistry(g *gate) *worker.Registry {
-	reg := worker.NewRegistry()
-	reg.Register("ping", worker.Inline, func(_ context.Context, params []byte, rep *worker.Reply) error {
+func testRegistry(g *gate) *rpc.Registry {
+	reg := rpc.NewRegistry()
+	reg.Register("ping", rpc.Inline, func(_ context.Context, params []byte, rep *rpc.Reply) error {
 		rep.SetOut("pong")
 		rep.SetRaw(params)
 		return nil
 	})
-	reg.Register("hold", worker.Blocking, func(_ context.Context, params []byte, rep *worker.Reply) error {
+	reg.Register("hold", rpc.Blocking, func(_ context.Context, params []byte, rep *rpc.Reply) error {
 		g.started <- struct{}{}
 		<-g.release
 		rep.SetOut("held")

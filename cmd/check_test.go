@@ -13,6 +13,7 @@ import (
 
 	"github.com/rpcd/rpcd/handlers"
 	"github.com/rpcd/rpcd/protocol"
+	"github.com/rpcd/rpcd/rpc"
 	"github.com/rpcd/rpcd/worker"
 )
 
@@ -29,7 +30,7 @@ func startPingWorker(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := worker.NewRegistry()
+	reg := rpc.NewRegistry()
 	handlers.Register(reg)
 	w, err := worker.New(worker.Config{}, reg, zap.NewNop())
 	if err != nil {
@@ -142,7 +143,7 @@ func TestHealthCheck(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			code := Run(append([]string{"-check"}, tt.args...), worker.NewRegistry(), &stdout, &stderr)
+			code := Run(append([]string{"-check"}, tt.args...), rpc.NewRegistry(), &stdout, &stderr)
 			if code != tt.wantCode {
 				t.Fatalf("exit %d, want %d; stderr: %s", code, tt.wantCode, stderr.String())
 			}

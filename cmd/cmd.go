@@ -19,6 +19,7 @@ import (
 
 	"github.com/rpcd/rpcd/master"
 	"github.com/rpcd/rpcd/protocol"
+	"github.com/rpcd/rpcd/rpc"
 	"github.com/rpcd/rpcd/worker"
 )
 
@@ -27,13 +28,13 @@ import (
 var Version = ""
 
 // Main runs rpcd with reg's methods and exits with its status.
-func Main(reg *worker.Registry, ext ...Option) {
+func Main(reg *rpc.Registry, ext ...Option) {
 	os.Exit(Run(os.Args[1:], reg, os.Stdout, os.Stderr, ext...))
 }
 
 // Run runs rpcd with args (no program name) and returns its exit status:
 // 0 after a graceful stop, 1 when the server fails, 2 for bad flags.
-func Run(args []string, reg *worker.Registry, stdout, stderr io.Writer, ext ...Option) int {
+func Run(args []string, reg *rpc.Registry, stdout, stderr io.Writer, ext ...Option) int {
 	var opts options
 	fs := newFlagSet(&opts, stderr)
 	args, err := roleArgs(args)
@@ -102,7 +103,7 @@ func runMaster(opts *options, args []string, stderr io.Writer, sigs chan os.Sign
 	return 0
 }
 
-func runWorker(opts *options, slotEnv string, reg *worker.Registry, stderr io.Writer, ext *extras) int {
+func runWorker(opts *options, slotEnv string, reg *rpc.Registry, stderr io.Writer, ext *extras) int {
 	slot, _ := strconv.Atoi(slotEnv)
 	logOut := newLogOutput(opts, stderr)
 	log := newLogger(opts, logOut).With(zap.String("role", "worker"), zap.Int("slot", slot), zap.Int("pid", os.Getpid()))

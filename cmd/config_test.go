@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/rpcd/rpcd/master"
-	"github.com/rpcd/rpcd/worker"
+	"github.com/rpcd/rpcd/rpc"
 )
 
 func TestApplyConfigFile(t *testing.T) {
@@ -122,7 +122,7 @@ func TestRunActions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			code := Run(tt.args, worker.NewRegistry(), &stdout, &stderr)
+			code := Run(tt.args, rpc.NewRegistry(), &stdout, &stderr)
 			if code != tt.wantCode || !strings.Contains(stdout.String(), tt.wantStdout) || !strings.Contains(stderr.String(), tt.wantStderr) {
 				t.Fatalf("exit %d, stdout %q, stderr %q; want %d, %q, %q",
 					code, stdout.String(), stderr.String(), tt.wantCode, tt.wantStdout, tt.wantStderr)

@@ -3,9 +3,9 @@
 // master together. It is importable so that a program with its own methods
 // can be the same server:
 //
-//	reg := worker.NewRegistry()
+//	reg := rpc.NewRegistry()
 //	handlers.Register(reg)
-//	reg.Register("hello", worker.Inline, hello)
+//	reg.Register("hello", rpc.Inline, hello)
 //	cmd.Main(reg)
 //
 // The master re-executes the binary at its own path for each worker, with

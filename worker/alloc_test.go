@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rpcd/rpcd/protocol"
+	"github.com/rpcd/rpcd/rpc"
 )
 
 // loopHarness drives one conn of a loop directly, over a socket pair, without
@@ -21,8 +22,8 @@ type loopHarness struct {
 
 func newLoopHarness(tb testing.TB) *loopHarness {
 	tb.Helper()
-	reg := NewRegistry()
-	reg.Register("ping", Inline, pingHandler)
+	reg := rpc.NewRegistry()
+	reg.Register("ping", rpc.Inline, pingHandler)
 	w, err := New(Config{}, reg, nil)
 	if err != nil {
 		tb.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/rpcd/rpcd/protocol"
+	"github.com/rpcd/rpcd/rpc"
 )
 
 // answerOverhead is room for an answer frame's header and envelope.
@@ -54,7 +55,7 @@ func (w *Worker) frameError(c *conn, err error) {
 func (w *Worker) dispatch(c *conn, body []byte) {
 	w.stats.requests.Add(1)
 	if err := protocol.ParseRequest(body, &w.req); err != nil {
-		w.answer(c, nil, badRequest(err))
+		w.answer(c, nil, protocol.ErrorFor(err, protocol.CodeBadRequest))
 		return
 	}
 	if w.log.Core().Enabled(zapcore.DebugLevel) {
@@ -65,10 +66,10 @@ func (w *Worker) dispatch(c *conn, body []byte) {
 	switch {
 	case !ok:
 		w.answer(c, nil, protocol.Errorf(protocol.CodeUnknownMethod, "unknown method %q", w.req.Method))
-	case mode == Blocking:
+	case mode == rpc.Blocking:
 		w.offload(c, h)
 	default:
-		w.rep.reset()
+		w.rep.Reset()
 		err := callHandler(context.Background(), w.log, h, w.req.Method, w.req.Params, &w.rep)
 		w.answer(c, &w.rep, err)
 	}
@@ -76,7 +77,7 @@ func (w *Worker) dispatch(c *conn, body []byte) {
 
 // offload queues the current request on the pool, with a slot on c that keeps
 // its answer in order. A full queue answers overloaded at once.
-func (w *Worker) offload(c *conn, h Handler) {
+func (w *Worker) offload(c *conn, h rpc.Handler) {
 	if c.order == nil {
 		c.order = w.newQueue()
 	}
@@ -99,7 +100,7 @@ func (w *Worker) offload(c *conn, h Handler) {
 
 // answer encodes rep, or err when non-nil, as c's next answer: behind c's
 // pending pooled answers if it has any, else into the shared output buffer.
-func (w *Worker) answer(c *conn, rep *Reply, err error) {
+func (w *Worker) answer(c *conn, rep *rpc.Reply, err error) {
 	order := w.cfg.ByteOrder
 	if q := c.order; q != nil && !q.empty() {
 		s := q.readyTail()
@@ -116,35 +117,15 @@ func (w *Worker) answer(c *conn, rep *Reply, err error) {
 	}
 }
 
-// encodeAnswer appends the answer frame for rep, or for err when non-nil.
-func encodeAnswer(dst []byte, order protocol.ByteOrder, rep *Reply, err error) ([]byte, bool) {
-	if err != nil {
-		return protocol.AppendError(dst, order, answerError(err)), true
-	}
-	return protocol.AppendResponse(dst, order, rep.out, rep.resultOrNull()), false
-}
-
-// answerError is the error a handler's err answers: its own *protocol.Error, or
-// internal with its text.
-func answerError(err error) *protocol.Error {
-	var pe *protocol.Error
-	if errors.As(err, &pe) {
-		return pe
-	}
-	return &protocol.Error{Code: protocol.CodeInternal, Message: err.Error()}
-}
-
-func badRequest(err error) *protocol.Error {
-	var pe *protocol.Error
-	if errors.As(err, &pe) {
-		return pe
-	}
-	return &protocol.Error{Code: protocol.CodeBadRequest, Message: err.Error()}
+// encodeAnswer appends the answer frame for rep, or for err when non-nil, and
+// reports whether it is an error answer.
+func encodeAnswer(dst []byte, order protocol.ByteOrder, rep *rpc.Reply, err error) ([]byte, bool) {
+	return rpc.AppendAnswer(dst, order, rep, err), err != nil
 }
 
 // callHandler runs h, turning a panic into an internal error logged with the
 // method. Safe from any goroutine.
-func callHandler(ctx context.Context, log *zap.Logger, h Handler, method, params []byte, rep *Reply) (err error) {
+func callHandler(ctx context.Context, log *zap.Logger, h rpc.Handler, method, params []byte, rep *rpc.Reply) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			log.Error("handler panicked", zap.String("method", string(method)),

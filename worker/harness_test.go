@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rpcd/rpcd/protocol"
+	"github.com/rpcd/rpcd/rpc"
 )
 
 // waitLimit bounds every wait in these tests.
@@ -83,14 +84,14 @@ func (g *gates) waitStarted(t *testing.T, name string) {
 	}
 }
 
-func pingHandler(_ context.Context, params []byte, rep *Reply) error {
+func pingHandler(_ context.Context, params []byte, rep *rpc.Reply) error {
 	rep.SetOut("pong")
 	rep.SetRaw(params)
 	return nil
 }
 
 // bigHandler answers params [k, n] with [k, "<n bytes>"].
-func bigHandler(_ context.Context, params []byte, rep *Reply) error {
+func bigHandler(_ context.Context, params []byte, rep *rpc.Reply) error {
 	var p [2]int
 	if err := json.Unmarshal(params, &p); err != nil {
 		return protocol.Errorf(protocol.CodeBadRequest, "want [index, size]: %v", err)
@@ -100,11 +101,11 @@ func bigHandler(_ context.Context, params []byte, rep *Reply) error {
 	return nil
 }
 
-func testRegistry(g *gates) *Registry {
-	reg := NewRegistry()
-	reg.Register("ping", Inline, pingHandler)
-	reg.Register("big", Inline, bigHandler)
-	reg.Register("slow", Blocking, func(_ context.Context, params []byte, rep *Reply) error {
+func testRegistry(g *gates) *rpc.Registry {
+	reg := rpc.NewRegistry()
+	reg.Register("ping", rpc.Inline, pingHandler)
+	reg.Register("big", rpc.Inline, bigHandler)
+	reg.Register("slow", rpc.Blocking, func(_ context.Context, params []byte, rep *rpc.Reply) error {
 		var name string
 		_ = json.Unmarshal(params, &name)
 		g.started <- name
@@ -113,10 +114,10 @@ func testRegistry(g *gates) *Registry {
 		rep.SetRaw(params)
 		return nil
 	})
-	reg.Register("panic", Inline, func(context.Context, []byte, *Reply) error { panic("boom") })
-	reg.Register("panic_pooled", Blocking, func(context.Context, []byte, *Reply) error { panic("boom") })
-	reg.Register("fail", Inline, func(context.Context, []byte, *Reply) error { return errors.New("disk on fire") })
-	reg.Register("reject", Inline, func(context.Context, []byte, *Reply) error {
+	reg.Register("panic", rpc.Inline, func(context.Context, []byte, *rpc.Reply) error { panic("boom") })
+	reg.Register("panic_pooled", rpc.Blocking, func(context.Context, []byte, *rpc.Reply) error { panic("boom") })
+	reg.Register("fail", rpc.Inline, func(context.Context, []byte, *rpc.Reply) error { return errors.New("disk on fire") })
+	reg.Register("reject", rpc.Inline, func(context.Context, []byte, *rpc.Reply) error {
 		return protocol.Errorf(protocol.CodeBadRequest, "no thanks")
 	})
 	return reg

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rpcd/rpcd/protocol"
+	"github.com/rpcd/rpcd/rpc"
 )
 
 const (
@@ -31,7 +32,7 @@ const (
 // Serve, stop it with Shutdown.
 type Worker struct {
 	cfg      Config
-	reg      *Registry
+	reg      *rpc.Registry
 	log      *zap.Logger
 	stats    counters
 	waker    waker
@@ -51,7 +52,7 @@ type Worker struct {
 	rbuf          []byte // shared read buffer
 	out           []byte // shared output buffer, holding answers for outConn
 	outConn       *conn
-	rep           Reply
+	rep           rpc.Reply
 	req           protocol.Request
 	touched       []*conn // conns with routed pool results, settled once each
 	freeQueues    []*answerQueue
@@ -67,7 +68,7 @@ type Worker struct {
 
 // New returns a Worker serving the handlers in reg. Zero Config fields take
 // their defaults; a nil log discards logs.
-func New(cfg Config, reg *Registry, log *zap.Logger) (*Worker, error) {
+func New(cfg Config, reg *rpc.Registry, log *zap.Logger) (*Worker, error) {
 	if reg == nil {
 		return nil, errors.New("new worker: nil registry")
 	}

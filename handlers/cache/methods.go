@@ -11,11 +11,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rpcd/rpcd/protocol"
-	"github.com/rpcd/rpcd/worker"
+	"github.com/rpcd/rpcd/rpc"
 )
 
 // runFunc performs one method against Redis and sets the result on rep.
-type runFunc func(ctx context.Context, rdb *redis.Client, params []byte, rep *worker.Reply) error
+type runFunc func(ctx context.Context, rdb *redis.Client, params []byte, rep *rpc.Reply) error
 
 type methodSpec struct {
 	name, out string
@@ -38,7 +38,7 @@ func (s *Store) methods() []methodSpec {
 
 var jsonTrue = []byte("true")
 
-func set(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply) error {
+func set(ctx context.Context, rdb *redis.Client, raw []byte, rep *rpc.Reply) error {
 	const m, shape = "cache.set", shapeSet
 	p, err := parse(m, shape, raw)
 	if err != nil {
@@ -63,7 +63,7 @@ func set(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply) 
 	return nil
 }
 
-func get(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply) error {
+func get(ctx context.Context, rdb *redis.Client, raw []byte, rep *rpc.Reply) error {
 	const m, shape = "cache.get", shapeKey
 	p, err := parse(m, shape, raw)
 	if err != nil {
@@ -89,7 +89,7 @@ func get(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply) 
 
 var null = []byte("null")
 
-func del(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply) error {
+func del(ctx context.Context, rdb *redis.Client, raw []byte, rep *rpc.Reply) error {
 	const m, shape = "cache.del", shapeKeys
 	p, err := parse(m, shape, raw)
 	if err != nil {
@@ -107,7 +107,7 @@ func del(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply) 
 	return nil
 }
 
-func exists(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply) error {
+func exists(ctx context.Context, rdb *redis.Client, raw []byte, rep *rpc.Reply) error {
 	const m, shape = "cache.exists", shapeKeys
 	p, err := parse(m, shape, raw)
 	if err != nil {
@@ -129,7 +129,7 @@ func exists(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Repl
 	return nil
 }
 
-func incr(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply) error {
+func incr(ctx context.Context, rdb *redis.Client, raw []byte, rep *rpc.Reply) error {
 	const m, shape = "cache.incr", shapeIncr
 	p, err := parse(m, shape, raw)
 	if err != nil {
@@ -151,7 +151,7 @@ func incr(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply)
 	return nil
 }
 
-func expire(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply) error {
+func expire(ctx context.Context, rdb *redis.Client, raw []byte, rep *rpc.Reply) error {
 	const m, shape = "cache.expire", shapeExpire
 	p, err := parse(m, shape, raw)
 	if err != nil {
@@ -173,7 +173,7 @@ func expire(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Repl
 	return nil
 }
 
-func ttl(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply) error {
+func ttl(ctx context.Context, rdb *redis.Client, raw []byte, rep *rpc.Reply) error {
 	const m, shape = "cache.ttl", shapeKey
 	p, err := parse(m, shape, raw)
 	if err != nil {
@@ -197,7 +197,7 @@ func ttl(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply) 
 	return nil
 }
 
-func mget(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply) error {
+func mget(ctx context.Context, rdb *redis.Client, raw []byte, rep *rpc.Reply) error {
 	const m, shape = "cache.mget", shapeMget
 	p, err := parse(m, shape, raw)
 	if err != nil {
@@ -230,7 +230,7 @@ func mget(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply)
 	return nil
 }
 
-func mset(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply) error {
+func mset(ctx context.Context, rdb *redis.Client, raw []byte, rep *rpc.Reply) error {
 	const m, shape = "cache.mset", shapeMset
 	p, err := parse(m, shape, raw)
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rpcd/rpcd/protocol"
-	"github.com/rpcd/rpcd/worker"
+	"github.com/rpcd/rpcd/rpc"
 )
 
 // Defaults for zero Config fields. The I/O timeouts are short so that a Redis
@@ -114,10 +114,10 @@ func (s *Store) client() (*redis.Client, error) {
 	return nil, notConfigured
 }
 
-// method adapts a cache method to a worker.Handler: it checks for a client,
+// method adapts a cache method to a rpc.Handler: it checks for a client,
 // and turns Redis failures into coded errors.
-func (s *Store) method(name, out string, run func(ctx context.Context, rdb *redis.Client, params []byte, rep *worker.Reply) error) worker.Handler {
-	return func(ctx context.Context, params []byte, rep *worker.Reply) error {
+func (s *Store) method(name, out string, run func(ctx context.Context, rdb *redis.Client, params []byte, rep *rpc.Reply) error) rpc.Handler {
+	return func(ctx context.Context, params []byte, rep *rpc.Reply) error {
 		rdb, err := s.client()
 		if err != nil {
 			return err
@@ -131,8 +131,8 @@ func (s *Store) method(name, out string, run func(ctx context.Context, rdb *redi
 }
 
 // Register adds the cache methods to reg, as Blocking handlers.
-func (s *Store) Register(reg *worker.Registry) {
+func (s *Store) Register(reg *rpc.Registry) {
 	for _, m := range s.methods() {
-		reg.Register(m.name, worker.Blocking, s.method(m.name, m.out, m.run))
+		reg.Register(m.name, rpc.Blocking, s.method(m.name, m.out, m.run))
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rpcd/rpcd/rpc"
 	"github.com/rpcd/rpcd/worker"
 )
 
@@ -19,7 +20,7 @@ const stopLimit = 10 * time.Second
 // runs, and returns the address. When the test ends the worker is shut down
 // and Serve must return nil within stopLimit. Cleanups the caller registers
 // after Start run before that shutdown.
-func Start(t testing.TB, cfg worker.Config, reg *worker.Registry) string {
+func Start(t testing.TB, cfg worker.Config, reg *rpc.Registry) string {
 	t.Helper()
 	lfd, addr := listen(t)
 	w, err := worker.New(cfg, reg, nil)
