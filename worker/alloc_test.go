@@ -1,3 +1,5 @@
+//go:build linux
+
 package worker
 
 import (
@@ -50,7 +52,7 @@ func (h *loopHarness) roundTrip(tb testing.TB) {
 	if _, err := unix.Write(h.peer, h.req); err != nil {
 		tb.Fatal(err)
 	}
-	h.w.handleConn(h.c, unix.EPOLLIN)
+	h.w.handleConn(h.c, readEvents)
 	n, err := unix.Read(h.peer, h.reply)
 	if err != nil || n < protocol.HeaderSize {
 		tb.Fatalf("read answer: %d bytes, %v", n, err)

@@ -12,6 +12,9 @@ import (
 	"github.com/rpcd/rpcd/rpc"
 )
 
+// answerOverhead is room for an answer frame's header and envelope.
+const answerOverhead = 64
+
 // job is one request for the offload pool. It owns a copy of the method name and
 // params, since the loop reuses the bytes they came from.
 type job struct {
@@ -89,7 +92,7 @@ func (p *pool) run() {
 		res := result{fd: j.fd, connID: j.connID, seq: j.seq}
 		err := p.call(&j, &rep)
 		buf := make([]byte, 0, answerOverhead+len(rep.Out())+len(rep.Result()))
-		res.frame, res.isErr = encodeAnswer(buf, p.order, &rep, err)
+		res.frame, res.isErr = rpc.AppendAnswer(buf, p.order, &rep, err), err != nil
 		p.deliver(res)
 	}
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 package worker
 
 import (
@@ -7,6 +9,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/rpcd/rpcd/protocol"
 )
@@ -284,5 +287,18 @@ func TestBigEndianFrames(t *testing.T) {
 		if err := c.fill(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+func TestDebugLogsPerRequest(t *testing.T) {
+	s := startWorkerLogging(t, Config{}, zapcore.DebugLevel)
+	c := dial(t, s.addr)
+	c.expectPing()
+	c.conn.Close()
+	for _, msg := range []string{"loop started", "comes", "request", "bye"} {
+		s.waitLog(t, msg)
+	}
+	if e := s.logs.FilterMessage("request").All()[0]; e.ContextMap()["in"] != "ping" {
+		t.Errorf("request log fields %v", e.ContextMap())
 	}
 }

@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -11,9 +10,6 @@ import (
 	"github.com/rpcd/rpcd/protocol"
 	"github.com/rpcd/rpcd/rpc"
 )
-
-// answerOverhead is room for an answer frame's header and envelope.
-const answerOverhead = 64
 
 var errOverloaded = &protocol.Error{Code: protocol.CodeOverloaded, Message: "offload queue is full"}
 
@@ -105,35 +101,16 @@ func (w *Worker) answer(c *conn, rep *rpc.Reply, err error) {
 	if q := c.order; q != nil && !q.empty() {
 		s := q.readyTail()
 		n := len(s.data)
-		s.data, _ = encodeAnswer(s.data, order, rep, err)
+		s.data = rpc.AppendAnswer(s.data, order, rep, err)
 		q.queued += len(s.data) - n
 	} else {
 		w.outFor(c)
-		w.out, _ = encodeAnswer(w.out, order, rep, err)
+		w.out = rpc.AppendAnswer(w.out, order, rep, err)
 	}
 	w.stats.answered.Add(1)
 	if err != nil {
 		w.stats.errors.Add(1)
 	}
-}
-
-// encodeAnswer appends the answer frame for rep, or for err when non-nil, and
-// reports whether it is an error answer.
-func encodeAnswer(dst []byte, order protocol.ByteOrder, rep *rpc.Reply, err error) ([]byte, bool) {
-	return rpc.AppendAnswer(dst, order, rep, err), err != nil
-}
-
-// callHandler runs h, turning a panic into an internal error logged with the
-// method. Safe from any goroutine.
-func callHandler(ctx context.Context, log *zap.Logger, h rpc.Handler, method, params []byte, rep *rpc.Reply) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			log.Error("handler panicked", zap.String("method", string(method)),
-				zap.String("panic", fmt.Sprint(p)), zap.StackSkip("stack", 1))
-			err = protocol.Errorf(protocol.CodeInternal, "method %q panicked", method)
-		}
-	}()
-	return h(ctx, params, rep)
 }
 
 // routeResults files finished pooled answers into their conns' slots, then

@@ -176,7 +176,7 @@ func (w *Worker) openLoop() error {
 	if err := w.waker.open(); err != nil {
 		return err
 	}
-	if err := w.poll.add(w.waker.fd, unix.EPOLLIN); err != nil {
+	if err := w.poll.add(w.waker.fd, readEvents); err != nil {
 		return err
 	}
 	w.rbuf = make([]byte, readBufferSize)
@@ -193,7 +193,7 @@ func (w *Worker) openListener(lfd int) error {
 	if err := unix.SetNonblock(lfd, true); err != nil {
 		return os.NewSyscallError("setnonblock", err)
 	}
-	if err := w.poll.add(lfd, unix.EPOLLIN); err != nil {
+	if err := w.poll.add(lfd, readEvents); err != nil {
 		return err
 	}
 	w.listening = true
@@ -354,7 +354,7 @@ func (w *Worker) resumeAccept() {
 	if w.lfd < 0 || w.listening || w.now < w.acceptResume {
 		return
 	}
-	if err := w.poll.add(w.lfd, unix.EPOLLIN); err != nil {
+	if err := w.poll.add(w.lfd, readEvents); err != nil {
 		w.log.Warn("resume listening", zap.Error(err))
 		return
 	}
@@ -364,13 +364,13 @@ func (w *Worker) resumeAccept() {
 func (w *Worker) openConn(fd int, sa unix.Sockaddr) {
 	// Answers are written whole, once per wakeup: nothing gains from Nagle.
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	if err := w.poll.add(fd, unix.EPOLLIN); err != nil {
+	if err := w.poll.add(fd, readEvents); err != nil {
 		_ = unix.Close(fd)
 		w.log.Warn("register connection", zap.Error(err))
 		return
 	}
 	w.nextID++
-	c := &conn{fd: int32(fd), id: w.nextID, events: unix.EPOLLIN, active: w.now, flags: unheard}
+	c := &conn{fd: int32(fd), id: w.nextID, events: readEvents, active: w.now, flags: unheard}
 	if fd >= len(w.conns) {
 		w.conns = append(w.conns, make([]*conn, max(fd+1, 2*len(w.conns))-len(w.conns))...)
 	}

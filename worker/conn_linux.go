@@ -39,22 +39,23 @@ const (
 
 // handleConn handles one epoll event for c.
 func (w *Worker) handleConn(c *conn, ev uint32) {
-	// An error, or a hang-up with nothing left to read, means the peer is gone:
-	// nothing more can be delivered, and a conn not watching EPOLLIN would report
-	// the hang-up again on every wait. A hang-up with input still readable goes
-	// through the read path, which meets the end of stream and closes.
-	if ev&unix.EPOLLERR != 0 || ev&unix.EPOLLHUP != 0 && ev&unix.EPOLLIN == 0 {
+	// First an error, or a hang-up with nothing left to read: the peer is gone,
+	// nothing more can be delivered, and a conn not watching input would be
+	// told of the hang-up again on every wait. A hang-up with input still
+	// readable goes through the read path, which meets the end of stream and
+	// closes after answering what it read.
+	if isErrorEvent(ev) || isHangup(ev) && !isReadEvent(ev) {
 		w.closeConn(c, "hang-up")
 		return
 	}
 	// Writable before readable: sending pending answers frees memory and may lift
 	// a backpressure pause, so the read below can go ahead.
-	if ev&unix.EPOLLOUT != 0 {
+	if isWriteEvent(ev) {
 		w.handleWritable(c)
 	}
-	// Readable: frames read now are answered into the shared output buffer, which
-	// settle writes once.
-	if ev&unix.EPOLLIN != 0 {
+	// Readable last: frames read now are answered into the shared output buffer,
+	// which settle writes once.
+	if isReadEvent(ev) {
 		w.handleReadable(c)
 	}
 	w.settle(c)
@@ -377,10 +378,10 @@ func (w *Worker) startLinger(c *conn) {
 func (w *Worker) updateInterest(c *conn) {
 	var want uint32
 	if c.flags&lingering != 0 || !w.readPaused(c) {
-		want |= unix.EPOLLIN
+		want |= readEvents
 	}
 	if len(c.out) > 0 {
-		want |= unix.EPOLLOUT
+		want |= writeEvents
 	}
 	if want == c.events {
 		return

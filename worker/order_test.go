@@ -1,10 +1,6 @@
 package worker
 
-import (
-	"testing"
-
-	"go.uber.org/zap/zapcore"
-)
+import "testing"
 
 func TestAnswerQueueKeepsOrder(t *testing.T) {
 	var q answerQueue
@@ -26,18 +22,5 @@ func TestAnswerQueueKeepsOrder(t *testing.T) {
 	}
 	if string(got) != "abc" || !q.empty() || q.pooled != 0 {
 		t.Fatalf("got %q, empty %v, pooled %d", got, q.empty(), q.pooled)
-	}
-}
-
-func TestDebugLogsPerRequest(t *testing.T) {
-	s := startWorkerLogging(t, Config{}, zapcore.DebugLevel)
-	c := dial(t, s.addr)
-	c.expectPing()
-	c.conn.Close()
-	for _, msg := range []string{"loop started", "comes", "request", "bye"} {
-		s.waitLog(t, msg)
-	}
-	if e := s.logs.FilterMessage("request").All()[0]; e.ContextMap()["in"] != "ping" {
-		t.Errorf("request log fields %v", e.ContextMap())
 	}
 }
