@@ -3,7 +3,6 @@
 package client
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -248,8 +247,7 @@ func (f *fakeServer) accept() {
 func (f *fakeServer) serveOne(nc net.Conn, drop bool) {
 	defer nc.Close()
 	_ = nc.SetDeadline(time.Now().Add(waitLimit))
-	var hdr [protocol.HeaderSize]byte
-	body, err := readFrame(newReader(nc), hdr[:], protocol.LittleEndian, 1<<20)
+	body, err := protocol.ReadFrame(nc, protocol.LittleEndian, 1<<20, nil)
 	if err != nil {
 		return
 	}
@@ -313,5 +311,3 @@ func TestDialRefused(t *testing.T) {
 		t.Fatal("Dial to a closed port succeeded")
 	}
 }
-
-func newReader(nc net.Conn) *bufio.Reader { return bufio.NewReader(nc) }

@@ -92,7 +92,7 @@ func BenchmarkProcessPipelined(b *testing.B) {
 	b.SetBytes(int64(len(batch)))
 	for b.Loop() {
 		h.w.outFor(h.c)
-		if rest := h.w.processFrames(h.c, batch); len(rest) != 0 {
+		if rest := h.w.assemble(h.c, batch); len(rest) != 0 {
 			b.Fatal("frames left over")
 		}
 		h.w.out = h.w.out[:0]

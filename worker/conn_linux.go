@@ -109,39 +109,11 @@ func (w *Worker) handleReadable(c *conn) {
 	}
 	c.active = w.now
 	c.flags &^= unheard
-	data := w.completePartial(c, buf[:n])
-	w.keep(c, w.processFrames(c, data))
-}
-
-// completePartial moves bytes from data into the partial frame in c.in, never
-// more than that frame still lacks, and dispatches the frame once whole. It
-// returns the bytes after the frame.
-func (w *Worker) completePartial(c *conn, data []byte) []byte {
-	order := w.cfg.ByteOrder
-	for len(c.in) > 0 && len(data) > 0 {
-		take := min(protocol.Missing(c.in, order), len(data))
-		c.in = appendBounded(c.in, data[:take], frameEnd(c.in, order))
-		data = data[take:]
-		body, n, err := protocol.Split(c.in, order, w.cfg.MaxFrame)
-		if err != nil {
-			w.frameError(c, err)
-			return nil
-		}
-		if n > 0 {
-			w.dispatch(c, body)
-			c.in, c.partialAt = nil, 0
-		}
+	rest := w.assemble(c, buf[:n])
+	if len(c.in) == 0 {
+		c.in, c.partialAt = nil, 0
 	}
-	return data
-}
-
-// frameEnd is how long the frame starting buf will be, as far as is known: the
-// header alone until the header is complete.
-func frameEnd(buf []byte, order protocol.ByteOrder) int {
-	if len(buf) < protocol.HeaderSize {
-		return protocol.HeaderSize
-	}
-	return protocol.HeaderSize + int(order.Len(buf))
+	w.keep(c, rest)
 }
 
 // appendBounded appends b to buf, growing geometrically but never past limit,
@@ -305,9 +277,9 @@ func (w *Worker) readPaused(c *conn) bool {
 func (w *Worker) resumeInput(c *conn) {
 	held := len(c.in)
 	for len(c.in) > 0 && !w.holdInput(c) {
-		before := len(c.in)
-		rest := w.processFrames(c, c.in)
-		c.in = c.in[:copy(c.in, rest)]
+		before, buf := len(c.in), c.in
+		w.assemble(c, nil)
+		c.in = buf[:copy(buf, c.in)]
 		w.flushOut()
 		w.updatePause(c)
 		if len(c.in) == before {

@@ -13,22 +13,43 @@ import (
 
 var errOverloaded = &protocol.Error{Code: protocol.CodeOverloaded, Message: "offload queue is full"}
 
-// processFrames dispatches the complete frames at the start of data until one is
-// partial or c must hold its input. It returns what is left.
-func (w *Worker) processFrames(c *conn, data []byte) []byte {
-	for len(data) > 0 && !w.holdInput(c) {
-		body, n, err := protocol.Split(data, w.cfg.ByteOrder, w.cfg.MaxFrame)
-		if err != nil {
+// assemble is the loop's frame assembler. It dispatches the whole frames of
+// c's input, c.in followed by data, for as long as c can take them, and
+// returns what is left of data. A frame begun in c.in takes from data only the
+// bytes it lacks, header first, so c.in never holds more than that frame and a
+// bad length prefix is answered before any of its body is stored. Frames that
+// lie whole in data are dispatched where they lie, uncopied.
+func (w *Worker) assemble(c *conn, data []byte) []byte {
+	for !w.holdInput(c) {
+		src := &data
+		if len(c.in) > 0 {
+			data = w.extendPartial(c, data)
+			src = &c.in
+		}
+		body, n, err := protocol.Split(*src, w.cfg.ByteOrder, w.cfg.MaxFrame)
+		switch {
+		case err != nil:
 			w.frameError(c, err)
 			return nil
+		case n > 0:
+			w.dispatch(c, body)
+			*src = (*src)[n:]
+		case src == &data || len(data) == 0:
+			return data
 		}
-		if n == 0 {
-			break
-		}
-		w.dispatch(c, body)
-		data = data[n:]
+		// else the header in c.in just came whole: go on with its body.
 	}
 	return data
+}
+
+// extendPartial moves from data into c.in what c.in's first frame still
+// lacks, no more than the rest of its header while that is partial, and
+// returns the rest of data.
+func (w *Worker) extendPartial(c *conn, data []byte) []byte {
+	order := w.cfg.ByteOrder
+	take := min(protocol.Missing(c.in, order), len(data))
+	c.in = appendBounded(c.in, data[:take], protocol.FrameSize(c.in, order))
+	return data[take:]
 }
 
 // frameError answers a framing error; c reads nothing more and closes once its

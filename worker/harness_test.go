@@ -3,6 +3,7 @@
 package worker
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -232,7 +233,7 @@ func listenLocal(t *testing.T) (fd, port int) {
 type client struct {
 	t    *testing.T
 	conn *net.TCPConn
-	buf  []byte
+	r    *bufio.Reader
 }
 
 func dial(t *testing.T, addr string) *client {
@@ -242,7 +243,7 @@ func dial(t *testing.T, addr string) *client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &client{t: t, conn: c.(*net.TCPConn)}
+	return &client{t: t, conn: c.(*net.TCPConn), r: bufio.NewReader(c)}
 }
 
 func (c *client) write(b []byte) {
@@ -268,41 +269,26 @@ func rawFrame(body string) []byte {
 	return append(b, body...)
 }
 
-// frame reads the next frame's body, or returns the read error.
-func (c *client) frame() ([]byte, error) {
-	for {
-		body, n, err := protocol.Split(c.buf, protocol.LittleEndian, 1<<30)
-		if err != nil {
-			return nil, err
-		}
-		if n > 0 {
-			body = append([]byte(nil), body...)
-			c.buf = c.buf[n:]
-			return body, nil
-		}
-		if err := c.fill(); err != nil {
-			return nil, err
-		}
+// frame reads the next frame's body in order, or returns the read error.
+func (c *client) frame(order protocol.ByteOrder) ([]byte, error) {
+	if err := c.conn.SetReadDeadline(time.Now().Add(waitLimit)); err != nil {
+		return nil, err
 	}
+	return protocol.ReadFrame(c.r, order, 1<<30, nil)
 }
 
-func (c *client) fill() error {
-	var chunk [64 << 10]byte
+// peek waits for the next byte from the server, or the read error.
+func (c *client) peek() ([]byte, error) {
 	if err := c.conn.SetReadDeadline(time.Now().Add(waitLimit)); err != nil {
-		return err
+		return nil, err
 	}
-	n, err := c.conn.Read(chunk[:])
-	c.buf = append(c.buf, chunk[:n]...)
-	if n > 0 {
-		return nil
-	}
-	return err
+	return c.r.Peek(1)
 }
 
 // answer reads the next answer and returns its out and raw result.
 func (c *client) answer() (out, result string) {
 	c.t.Helper()
-	body, err := c.frame()
+	body, err := c.frame(protocol.LittleEndian)
 	if err != nil {
 		c.t.Fatalf("read answer: %v", err)
 	}
@@ -342,30 +328,22 @@ func (c *client) expectPing() {
 // expectEOF requires a clean end of stream with no bytes before it.
 func (c *client) expectEOF() {
 	c.t.Helper()
-	for len(c.buf) == 0 {
-		if err := c.fill(); err != nil {
-			if err != io.EOF {
-				c.t.Fatalf("want a clean end of stream, got %v", err)
-			}
-			return
-		}
+	if b, err := c.peek(); err != io.EOF {
+		c.t.Fatalf("want a clean end of stream, got %q, %v", b, err)
 	}
-	c.t.Fatalf("want end of stream, got %d more bytes: %q", len(c.buf), c.buf)
 }
 
 // expectClosed requires the server to close the connection, cleanly or not.
 func (c *client) expectClosed() {
 	c.t.Helper()
-	for len(c.buf) == 0 {
-		if err := c.fill(); err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				c.t.Fatal("connection still open")
-			}
-			return
-		}
+	b, err := c.peek()
+	var ne net.Error
+	switch {
+	case err == nil:
+		c.t.Fatalf("want the connection closed, got %q", b)
+	case errors.As(err, &ne) && ne.Timeout():
+		c.t.Fatal("connection still open")
 	}
-	c.t.Fatalf("want the connection closed, got %q", c.buf)
 }
 
 // describe renders an answer as "out result", or "error code" for errors.
@@ -382,12 +360,12 @@ func (c *client) answersUntilEOF() []string {
 	c.t.Helper()
 	var got []string
 	for {
-		body, err := c.frame()
-		if err == io.EOF && len(c.buf) == 0 {
+		body, err := c.frame(protocol.LittleEndian)
+		if err == io.EOF {
 			return got
 		}
 		if err != nil {
-			c.t.Fatalf("after %d answers: %v (%d bytes unparsed)", len(got), err, len(c.buf))
+			c.t.Fatalf("after %d answers: %v", len(got), err)
 		}
 		var resp protocol.Response
 		if err := protocol.ParseResponse(body, &resp); err != nil {
