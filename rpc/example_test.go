@@ -6,17 +6,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 
-	"github.com/rpcd/rpcd/client"
 	"github.com/rpcd/rpcd/protocol"
 	"github.com/rpcd/rpcd/rpc"
 	"github.com/rpcd/rpcd/worker"
 	"github.com/rpcd/rpcd/worker/workertest"
 )
 
-// sum answers a list of integers with their sum. It waits on nothing, but a
-// method that did would pass ctx on to it, so it ends at the call's deadline.
-func sum(ctx context.Context, params []byte, rep *rpc.Reply) error {
+// sum answers a list of integers with their sum. As a Blocking method its
+// ctx carries the call's deadline; sum waits on nothing, so it needs none.
+func sum(_ context.Context, params []byte, rep *rpc.Reply) error {
 	var terms []int64
 	if err := json.Unmarshal(params, &terms); err != nil {
 		return protocol.Errorf(protocol.CodeBadRequest, "params must be a list of integers")
@@ -30,7 +30,8 @@ func sum(ctx context.Context, params []byte, rep *rpc.Reply) error {
 }
 
 // A method is a Handler registered under a name; a worker serving the
-// registry answers it.
+// registry answers it. Here a worker in this process serves it, and the
+// call goes over the wire as any client sends it.
 func ExampleRegistry_Register() {
 	reg := rpc.NewRegistry()
 	reg.Register("sum", rpc.Blocking, sum)
@@ -41,21 +42,26 @@ func ExampleRegistry_Register() {
 	}
 	defer stop()
 
-	c, err := client.Dial(addr, client.Options{})
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer c.Close()
+	defer conn.Close()
 	for _, params := range []string{`[1, 2, 39]`, `"forty-two"`} {
-		out, result, err := c.Call(context.Background(), "sum", []byte(params))
+		frame := protocol.AppendRequest(nil, protocol.LittleEndian, "sum", []byte(params))
+		if _, err := conn.Write(frame); err != nil {
+			fmt.Println(err)
+			return
+		}
+		body, err := protocol.ReadFrame(conn, protocol.LittleEndian, protocol.DefaultMaxFrame, nil)
 		if err != nil {
 			fmt.Println(err)
-			continue
+			return
 		}
-		fmt.Println(out, string(result))
+		fmt.Println(string(body))
 	}
 	// Output:
-	// sum_r 42
-	// bad_request: params must be a list of integers
+	// {"out":"sum_r","result":42}
+	// {"out":"error","result":{"code":"bad_request","message":"params must be a list of integers"}}
 }

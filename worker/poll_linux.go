@@ -127,31 +127,3 @@ func (k *waker) close() error {
 	k.fd = -1
 	return os.NewSyscallError("close", unix.Close(fd))
 }
-
-// readFD reads from fd, retrying interrupted calls. n is never negative.
-func readFD(fd int, b []byte) (int, error) {
-	for {
-		n, err := rawRead(fd, b)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		return n, nil
-	}
-}
-
-// writeFD writes to fd once, retrying interrupted calls. n is never negative.
-func writeFD(fd int, b []byte) (int, error) {
-	for {
-		n, err := rawWrite(fd, b)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		return n, nil
-	}
-}
