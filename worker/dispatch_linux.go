@@ -21,25 +21,45 @@ var errOverloaded = &protocol.Error{Code: protocol.CodeOverloaded, Message: "off
 // lie whole in data are dispatched where they lie, uncopied.
 func (w *Worker) assemble(c *conn, data []byte) []byte {
 	for !w.holdInput(c) {
-		src := &data
-		if len(c.in) > 0 {
-			data = w.extendPartial(c, data)
-			src = &c.in
+		if len(c.in) == 0 {
+			n, err := w.nextFrame(c, data)
+			switch {
+			case err != nil:
+				return nil
+			case n == 0:
+				return data
+			}
+			data = data[n:]
+			continue
 		}
-		body, n, err := protocol.Split(*src, w.cfg.ByteOrder, w.cfg.MaxFrame)
+		data = w.extendPartial(c, data)
+		n, err := w.nextFrame(c, c.in)
 		switch {
 		case err != nil:
-			w.frameError(c, err)
 			return nil
 		case n > 0:
-			w.dispatch(c, body)
-			*src = (*src)[n:]
-		case src == &data || len(data) == 0:
+			c.in = c.in[n:]
+		case len(data) == 0:
 			return data
 		}
 		// else the header in c.in just came whole: go on with its body.
 	}
 	return data
+}
+
+// nextFrame dispatches the frame at the start of buf and returns its size, 0
+// when buf holds no whole frame. A bad length prefix is answered as a framing
+// error and returned.
+func (w *Worker) nextFrame(c *conn, buf []byte) (int, error) {
+	body, n, err := protocol.Split(buf, w.cfg.ByteOrder, w.cfg.MaxFrame)
+	if err != nil {
+		w.frameError(c, err)
+		return 0, err
+	}
+	if n > 0 {
+		w.dispatch(c, body)
+	}
+	return n, nil
 }
 
 // extendPartial moves from data into c.in what c.in's first frame still
