@@ -109,11 +109,7 @@ func (w *Worker) handleReadable(c *conn) {
 	}
 	c.active = w.now
 	c.flags &^= unheard
-	rest := w.assemble(c, buf[:n])
-	if len(c.in) == 0 {
-		c.in, c.partialAt = nil, 0
-	}
-	w.keep(c, rest)
+	w.keep(c, w.assemble(c, buf[:n]))
 }
 
 // appendBounded appends b to buf, growing geometrically but never past limit,
@@ -129,13 +125,17 @@ func appendBounded(buf, b []byte, limit int) []byte {
 }
 
 // keep copies input that could not be processed now (a partial frame, or frames
-// held back) out of the shared read buffer into c.in, which is empty here.
+// held back) out of the shared read buffer into c.in, unless c.in still holds
+// the frame it began, and drops c.in's buffer once it is empty.
 func (w *Worker) keep(c *conn, rest []byte) {
-	if len(rest) == 0 {
-		return
+	if len(c.in) > 0 {
+		return // a partial frame that took all of the input
 	}
-	c.in = append([]byte(nil), rest...)
-	c.partialAt = w.now
+	c.in, c.partialAt = nil, 0
+	if len(rest) > 0 {
+		c.in = append([]byte(nil), rest...)
+		c.partialAt = w.now
+	}
 }
 
 // discardInput reads and drops what a lingering conn sends; its end of stream or
