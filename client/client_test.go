@@ -1,7 +1,8 @@
+//go:build linux
+
 package client
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rpcd/rpcd/protocol"
+	"github.com/rpcd/rpcd/rpc"
 	"github.com/rpcd/rpcd/worker"
 	"github.com/rpcd/rpcd/worker/workertest"
 )
@@ -25,14 +27,14 @@ type gate struct {
 	release chan struct{}
 }
 
-func testRegistry(g *gate) *worker.Registry {
-	reg := worker.NewRegistry()
-	reg.Register("ping", worker.Inline, func(_ context.Context, params []byte, rep *worker.Reply) error {
+func testRegistry(g *gate) *rpc.Registry {
+	reg := rpc.NewRegistry()
+	reg.Register("ping", rpc.Inline, func(_ context.Context, params []byte, rep *rpc.Reply) error {
 		rep.SetOut("pong")
 		rep.SetRaw(params)
 		return nil
 	})
-	reg.Register("hold", worker.Blocking, func(_ context.Context, params []byte, rep *worker.Reply) error {
+	reg.Register("hold", rpc.Blocking, func(_ context.Context, params []byte, rep *rpc.Reply) error {
 		g.started <- struct{}{}
 		<-g.release
 		rep.SetOut("held")
@@ -245,8 +247,7 @@ func (f *fakeServer) accept() {
 func (f *fakeServer) serveOne(nc net.Conn, drop bool) {
 	defer nc.Close()
 	_ = nc.SetDeadline(time.Now().Add(waitLimit))
-	var hdr [protocol.HeaderSize]byte
-	body, err := readFrame(newReader(nc), hdr[:], protocol.LittleEndian, 1<<20)
+	body, err := protocol.ReadFrame(nc, protocol.LittleEndian, 1<<20, nil)
 	if err != nil {
 		return
 	}
@@ -310,5 +311,3 @@ func TestDialRefused(t *testing.T) {
 		t.Fatal("Dial to a closed port succeeded")
 	}
 }
-
-func newReader(nc net.Conn) *bufio.Reader { return bufio.NewReader(nc) }

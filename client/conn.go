@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"sync"
@@ -180,11 +179,11 @@ func (ss *session) pop() *pending {
 // connection fails.
 func (ss *session) readAnswers(order protocol.ByteOrder, maxFrame uint32) {
 	br := bufio.NewReaderSize(ss.nc, 64<<10)
-	var hdr [protocol.HeaderSize]byte
 	for {
-		body, err := readFrame(br, hdr[:], order, maxFrame)
+		// A new body each time: the caller keeps the result, which aliases it.
+		body, err := protocol.ReadFrame(br, order, maxFrame, nil)
 		if err != nil {
-			ss.fail(err)
+			ss.fail(fmt.Errorf("read answer: %w", err))
 			return
 		}
 		p := ss.pop()
@@ -195,21 +194,6 @@ func (ss *session) readAnswers(order protocol.ByteOrder, maxFrame uint32) {
 		p.out, p.result, p.err = decodeAnswer(body)
 		close(p.done)
 	}
-}
-
-func readFrame(br *bufio.Reader, hdr []byte, order protocol.ByteOrder, maxFrame uint32) ([]byte, error) {
-	if _, err := io.ReadFull(br, hdr); err != nil {
-		return nil, fmt.Errorf("read answer: %w", err)
-	}
-	n := order.Len(hdr)
-	if n == 0 || n > maxFrame {
-		return nil, fmt.Errorf("read answer: frame length %d outside 1..%d", n, maxFrame)
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(br, body); err != nil {
-		return nil, fmt.Errorf("read answer: %w", err)
-	}
-	return body, nil
 }
 
 // decodeAnswer splits an answer body; result aliases body.

@@ -64,16 +64,8 @@ func pingOnce(addr string, order protocol.ByteOrder, timeout time.Duration) erro
 	if _, err := conn.Write(protocol.AppendRequest(nil, order, "ping", token)); err != nil {
 		return fmt.Errorf("send ping to %s: %w", addr, err)
 	}
-	var header [protocol.HeaderSize]byte
-	if _, err := io.ReadFull(conn, header[:]); err != nil {
-		return fmt.Errorf("read answer from %s: %w", addr, err)
-	}
-	n := order.Len(header[:])
-	if n == 0 || n > maxCheckAnswer {
-		return fmt.Errorf("answer from %s has length %d", addr, n)
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(conn, body); err != nil {
+	body, err := protocol.ReadFrame(conn, order, maxCheckAnswer, nil)
+	if err != nil {
 		return fmt.Errorf("read answer from %s: %w", addr, err)
 	}
 	var resp protocol.Response

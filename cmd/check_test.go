@@ -10,6 +10,7 @@ import (
 
 	"github.com/rpcd/rpcd/handlers"
 	"github.com/rpcd/rpcd/protocol"
+	"github.com/rpcd/rpcd/rpc"
 	"github.com/rpcd/rpcd/worker"
 	"github.com/rpcd/rpcd/worker/workertest"
 )
@@ -18,7 +19,7 @@ import (
 // 127.0.0.1 and returns its port.
 func startPingWorker(t *testing.T) int {
 	t.Helper()
-	reg := worker.NewRegistry()
+	reg := rpc.NewRegistry()
 	handlers.Register(reg)
 	addr := workertest.Start(t, worker.Config{}, reg)
 	_, port, err := net.SplitHostPort(addr)

@@ -12,12 +12,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rpcd/rpcd/master"
+	"github.com/rpcd/rpcd/rpc"
 	"github.com/rpcd/rpcd/worker"
 )
 
 // runWorker is a worker process of slot: it serves reg's methods with the
 // settings its master resolved, and runs the extensions' services.
-func runWorker(s *settings, slot int, reg *worker.Registry, stderr io.Writer) int {
+func runWorker(s *settings, slot int, reg *rpc.Registry, stderr io.Writer) int {
 	if err := s.check(); err != nil {
 		fmt.Fprintf(stderr, "rpcd: %v\n", err)
 		return 2
@@ -33,7 +34,7 @@ func runWorker(s *settings, slot int, reg *worker.Registry, stderr io.Writer) in
 }
 
 // serveWorker serves until the worker has drained.
-func serveWorker(s *settings, slot int, reg *worker.Registry, logOut *logOutput, log *zap.Logger) error {
+func serveWorker(s *settings, slot int, reg *rpc.Registry, logOut *logOutput, log *zap.Logger) error {
 	c := newChild(s, logOut, log)
 	w, err := worker.New(s.workerConfig(c.heartbeat), reg, log)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/rpcd/rpcd/worker"
+	"github.com/rpcd/rpcd/rpc"
 )
 
 // Version is rpcd's version; release builds set it with
@@ -20,14 +20,14 @@ import (
 var Version = ""
 
 // Main runs rpcd with reg's methods and exts, and exits with its status.
-func Main(reg *worker.Registry, exts ...Extension) {
+func Main(reg *rpc.Registry, exts ...Extension) {
 	os.Exit(Run(os.Args[1:], reg, os.Stdout, os.Stderr, exts...))
 }
 
 // Run runs rpcd with args (no program name) and returns its exit status:
 // 0 after a graceful stop, 1 when the server fails, 2 for bad flags or
 // configuration.
-func Run(args []string, reg *worker.Registry, stdout, stderr io.Writer, exts ...Extension) int {
+func Run(args []string, reg *rpc.Registry, stdout, stderr io.Writer, exts ...Extension) int {
 	r, err := currentRole()
 	if err != nil {
 		fmt.Fprintf(stderr, "rpcd: %v\n", err)

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rpcd/rpcd/worker"
+	"github.com/rpcd/rpcd/rpc"
 )
 
 // runCase is one run of the command: its arguments, its exit status and
@@ -24,7 +24,7 @@ func checkRuns(t *testing.T, tests []runCase, prefix ...string) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			code := Run(append(append([]string(nil), prefix...), tt.args...), worker.NewRegistry(), &stdout, &stderr)
+			code := Run(append(append([]string(nil), prefix...), tt.args...), rpc.NewRegistry(), &stdout, &stderr)
 			if code != tt.wantCode {
 				t.Fatalf("exit %d, want %d; stderr:\n%s", code, tt.wantCode, stderr.String())
 			}

@@ -3,9 +3,9 @@
 // master together. It is importable so that a program with its own methods
 // can be the same server:
 //
-//	reg := worker.NewRegistry()
+//	reg := rpc.NewRegistry()
 //	handlers.Register(reg)
-//	reg.Register("hello", worker.Inline, hello)
+//	reg.Register("hello", rpc.Inline, hello)
 //	cmd.Main(reg)
 //
 // An Extension adds flags and a service that each worker process starts

@@ -12,7 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/rpcd/rpcd/worker"
+	"github.com/rpcd/rpcd/rpc"
 )
 
 // levelExt is an extension with one flag, -probe-level, that must not be
@@ -81,14 +81,14 @@ func TestExtensionFlagsAreSettings(t *testing.T) {
 				args = append(args, "-config="+file)
 			}
 			var stdout, stderr bytes.Buffer
-			code := Run(args, worker.NewRegistry(), &stdout, &stderr, ext)
+			code := Run(args, rpc.NewRegistry(), &stdout, &stderr, ext)
 			if code != tt.wantCode || !strings.Contains(stderr.String(), tt.wantStderr) {
 				t.Fatalf("rpcd %v: exit %d, stderr %q; want %d and %q", args, code, stderr.String(), tt.wantCode, tt.wantStderr)
 			}
 		})
 	}
 	var stderr bytes.Buffer
-	if code := Run([]string{"-t", "-probe-level=3"}, worker.NewRegistry(), &bytes.Buffer{}, &stderr); code != 2 {
+	if code := Run([]string{"-t", "-probe-level=3"}, rpc.NewRegistry(), &bytes.Buffer{}, &stderr); code != 2 {
 		t.Fatalf("-probe-level without its extension: exit %d, want 2", code)
 	}
 }

@@ -1,5 +1,5 @@
 // Package handlers holds rpcd's built-in methods and registers them on a
-// worker.Registry:
+// rpc.Registry:
 //
 //   - ping (inline): answers "pong" with the params echoed byte for byte.
 //   - fib (blocking): params n, an integer from 0 to 100000, bare or as {"n": n};

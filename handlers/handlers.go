@@ -8,7 +8,7 @@ import (
 	"strconv"
 
 	"github.com/rpcd/rpcd/protocol"
-	"github.com/rpcd/rpcd/worker"
+	"github.com/rpcd/rpcd/rpc"
 )
 
 // Limits on n, so that one request cannot occupy a pool goroutine for long.
@@ -18,21 +18,21 @@ const (
 )
 
 // Register adds ping, fib and pi to reg.
-func Register(reg *worker.Registry) {
-	reg.Register("ping", worker.Inline, Ping)
-	reg.Register("fib", worker.Blocking, Fib)
-	reg.Register("pi", worker.Blocking, Pi)
+func Register(reg *rpc.Registry) {
+	reg.Register("ping", rpc.Inline, Ping)
+	reg.Register("fib", rpc.Blocking, Fib)
+	reg.Register("pi", rpc.Blocking, Pi)
 }
 
 // Ping answers "pong" with params unchanged.
-func Ping(_ context.Context, params []byte, rep *worker.Reply) error {
+func Ping(_ context.Context, params []byte, rep *rpc.Reply) error {
 	rep.SetOut("pong")
 	rep.SetRaw(params)
 	return nil
 }
 
 // Fib answers "fib_r" with F(n).
-func Fib(_ context.Context, params []byte, rep *worker.Reply) error {
+func Fib(_ context.Context, params []byte, rep *rpc.Reply) error {
 	n, err := intParam(params, "n", 0, MaxFibN)
 	if err != nil {
 		return err
@@ -43,7 +43,7 @@ func Fib(_ context.Context, params []byte, rep *worker.Reply) error {
 }
 
 // Pi answers "pi_r" with the series' value after n+1 terms.
-func Pi(_ context.Context, params []byte, rep *worker.Reply) error {
+func Pi(_ context.Context, params []byte, rep *rpc.Reply) error {
 	n, err := intParam(params, "n", 0, MaxPiN)
 	if err != nil {
 		return err

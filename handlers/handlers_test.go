@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/rpcd/rpcd/protocol"
-	"github.com/rpcd/rpcd/worker"
+	"github.com/rpcd/rpcd/rpc"
 )
 
 func TestFibonacciMatchesIteration(t *testing.T) {
@@ -40,7 +40,7 @@ func TestPiSeries(t *testing.T) {
 func TestHandlers(t *testing.T) {
 	tests := []struct {
 		name       string
-		h          worker.Handler
+		h          rpc.Handler
 		params     string
 		wantOut    string
 		wantResult string
@@ -62,7 +62,7 @@ func TestHandlers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var rep worker.Reply
+			var rep rpc.Reply
 			err := tt.h(context.Background(), []byte(tt.params), &rep)
 			if tt.wantCode != "" {
 				var perr *protocol.Error

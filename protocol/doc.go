@@ -9,6 +9,9 @@
 // int.to_bytes(4, "big"). A zero length is a framing error (ErrEmptyFrame), and so is
 // a length over the receiver's maximum (*FrameTooLargeError); Split reports both
 // before any body byte is needed, so no advertised length is ever allocated.
+// Split, FrameSize and Missing serve a reader that assembles frames in a buffer
+// of its own; ReadFrame reads one frame from a blocking io.Reader, and
+// AppendFrame frames a body as is.
 //
 // # Bodies
 //

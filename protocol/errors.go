@@ -1,6 +1,9 @@
 package protocol
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Error codes carried in an error answer's result.
 const (
@@ -42,3 +45,12 @@ func Errorf(code, format string, args ...any) *Error {
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// ErrorFor is the error answer for err: the *Error err is or wraps, else an
+// *Error with code and err's text.
+func ErrorFor(err error, code string) *Error {
+	if e := (*Error)(nil); errors.As(err, &e) {
+		return e
+	}
+	return &Error{Code: code, Message: err.Error()}
+}

@@ -3,6 +3,8 @@ package protocol
 import (
 	"bytes"
 	"errors"
+	"io"
+	"slices"
 	"testing"
 )
 
@@ -96,7 +98,7 @@ func TestSplitIncremental(t *testing.T) {
 	var stream []byte
 	want := []string{`{"in":"ping","params":1}`, `{"in":"ping"}`, `x`, string(bytes.Repeat([]byte("y"), 300))}
 	for _, w := range want {
-		stream = appendFrame(stream, LittleEndian, w)
+		stream = AppendFrame(stream, LittleEndian, []byte(w))
 	}
 	for chunk := 1; chunk <= len(stream); chunk++ {
 		got := splitChunked(t, stream, chunk)
@@ -136,8 +138,68 @@ func splitChunked(t testing.TB, stream []byte, chunk int) []string {
 	return out
 }
 
-// appendFrame frames an arbitrary body.
-func appendFrame(dst []byte, order ByteOrder, body string) []byte {
-	dst, start := beginFrame(dst)
-	return endFrame(append(dst, body...), start, order)
+func TestReadFrame(t *testing.T) {
+	twoFrames := AppendFrame(AppendFrame(nil, BigEndian, []byte("one")), BigEndian, []byte("second"))
+	tests := []struct {
+		name    string
+		in      []byte
+		max     uint32
+		want    []string
+		wantErr error
+	}{
+		{name: "frames then end of stream", in: twoFrames, max: 16, want: []string{"one", "second"}, wantErr: io.EOF},
+		{name: "nothing", in: nil, max: 16, wantErr: io.EOF},
+		{name: "partial header", in: []byte{0, 0}, max: 16, wantErr: io.ErrUnexpectedEOF},
+		{name: "partial body", in: []byte{0, 0, 0, 3, 'a'}, max: 16, wantErr: io.ErrUnexpectedEOF},
+		{name: "zero length", in: []byte{0, 0, 0, 0}, max: 16, wantErr: ErrEmptyFrame},
+		{name: "over max, body never read", in: []byte{0, 0, 0, 9}, max: 8, wantErr: &FrameTooLargeError{Length: 9, Max: 8}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := bytes.NewReader(tt.in)
+			var got []string
+			var err error
+			for range len(tt.want) + 1 {
+				var body []byte
+				if body, err = ReadFrame(r, BigEndian, tt.max, nil); err != nil {
+					break
+				}
+				got = append(got, string(body))
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("read %q, want %q", got, tt.want)
+			}
+			var tooLarge *FrameTooLargeError
+			if errors.As(tt.wantErr, &tooLarge) {
+				var gotErr *FrameTooLargeError
+				if !errors.As(err, &gotErr) || *gotErr != *tooLarge {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != tt.wantErr {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestReadFrameReusesBuffer(t *testing.T) {
+	frame := AppendFrame(nil, LittleEndian, []byte(`{"out":"pong","result":"x"}`))
+	var r bytes.Reader
+	buf := make([]byte, 64)
+	allocs := testing.AllocsPerRun(100, func() {
+		r.Reset(frame)
+		body, err := ReadFrame(&r, LittleEndian, DefaultMaxFrame, buf)
+		if err != nil || !bytes.Equal(body, frame[HeaderSize:]) || &body[0] != &buf[0] {
+			t.Fatalf("ReadFrame = %q, %v; want the body in buf", body, err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("ReadFrame into a big enough buffer allocated %v times", allocs)
+	}
+	r.Reset(frame)
+	if body, err := ReadFrame(&r, LittleEndian, DefaultMaxFrame, buf[:0:8]); err != nil || !bytes.Equal(body, frame[HeaderSize:]) {
+		t.Fatalf("ReadFrame past a small buffer = %q, %v", body, err)
+	}
 }

@@ -32,8 +32,8 @@ func checkFraming(t *testing.T, body []byte, chunk int) {
 	if len(body) == 0 {
 		return
 	}
-	stream := appendFrame(nil, LittleEndian, string(body))
-	stream = appendFrame(stream, LittleEndian, "tail")
+	stream := AppendFrame(nil, LittleEndian, body)
+	stream = AppendFrame(stream, LittleEndian, []byte("tail"))
 	got := splitChunked(t, stream, chunk)
 	if len(got) != 2 || got[0] != string(body) || got[1] != "tail" {
 		t.Fatalf("chunked split gave %q", got)

@@ -1,3 +1,5 @@
+//go:build linux
+
 package worker
 
 import (
@@ -7,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rpcd/rpcd/protocol"
+	"github.com/rpcd/rpcd/rpc"
 )
 
 // loopHarness drives one conn of a loop directly, over a socket pair, without
@@ -21,8 +24,8 @@ type loopHarness struct {
 
 func newLoopHarness(tb testing.TB) *loopHarness {
 	tb.Helper()
-	reg := NewRegistry()
-	reg.Register("ping", Inline, pingHandler)
+	reg := rpc.NewRegistry()
+	reg.Register("ping", rpc.Inline, pingHandler)
 	w, err := New(Config{}, reg, nil)
 	if err != nil {
 		tb.Fatal(err)
@@ -49,7 +52,7 @@ func (h *loopHarness) roundTrip(tb testing.TB) {
 	if _, err := unix.Write(h.peer, h.req); err != nil {
 		tb.Fatal(err)
 	}
-	h.w.handleConn(h.c, unix.EPOLLIN)
+	h.w.handleConn(h.c, readEvents)
 	n, err := unix.Read(h.peer, h.reply)
 	if err != nil || n < protocol.HeaderSize {
 		tb.Fatalf("read answer: %d bytes, %v", n, err)
@@ -89,7 +92,7 @@ func BenchmarkProcessPipelined(b *testing.B) {
 	b.SetBytes(int64(len(batch)))
 	for b.Loop() {
 		h.w.outFor(h.c)
-		if rest := h.w.processFrames(h.c, batch); len(rest) != 0 {
+		if rest := h.w.assemble(h.c, batch); len(rest) != 0 {
 			b.Fatal("frames left over")
 		}
 		h.w.out = h.w.out[:0]

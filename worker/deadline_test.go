@@ -1,3 +1,5 @@
+//go:build linux
+
 package worker
 
 import (
@@ -8,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rpcd/rpcd/protocol"
+	"github.com/rpcd/rpcd/rpc"
 )
 
 // A stuck handler is answered timeout by the loop while it still runs; its
@@ -64,7 +67,7 @@ func TestLateResultDoesNotFillNextQueue(t *testing.T) {
 }
 
 // ctxWorker serves reg on 127.0.0.1 in this process with cfg.
-func ctxWorker(t *testing.T, cfg Config, reg *Registry) string {
+func ctxWorker(t *testing.T, cfg Config, reg *rpc.Registry) string {
 	t.Helper()
 	lfd, port := listenLocal(t)
 	w, err := New(cfg, reg, nil)
@@ -96,21 +99,21 @@ func TestBlockingHandlerContext(t *testing.T) {
 	const timeout = 2 * time.Second
 	var ran atomic.Int64
 	hold := make(chan struct{})
-	reg := NewRegistry()
-	reg.Register("ping", Inline, pingHandler)
-	reg.Register("left", Blocking, func(ctx context.Context, _ []byte, rep *Reply) error {
+	reg := rpc.NewRegistry()
+	reg.Register("ping", rpc.Inline, pingHandler)
+	reg.Register("left", rpc.Blocking, func(ctx context.Context, _ []byte, rep *rpc.Reply) error {
 		d, ok := ctx.Deadline()
 		return rep.SetJSON(ok && time.Until(d) > 0 && time.Until(d) <= timeout)
 	})
-	reg.Register("obey", Blocking, func(ctx context.Context, _ []byte, rep *Reply) error {
+	reg.Register("obey", rpc.Blocking, func(ctx context.Context, _ []byte, rep *rpc.Reply) error {
 		<-ctx.Done()
 		return ctx.Err()
 	})
-	reg.Register("hold", Blocking, func(context.Context, []byte, *Reply) error {
+	reg.Register("hold", rpc.Blocking, func(context.Context, []byte, *rpc.Reply) error {
 		<-hold
 		return nil
 	})
-	reg.Register("count", Blocking, func(context.Context, []byte, *Reply) error {
+	reg.Register("count", rpc.Blocking, func(context.Context, []byte, *rpc.Reply) error {
 		ran.Add(1)
 		return nil
 	})
@@ -151,7 +154,7 @@ func (c *client) call2Error(method string) *protocol.Error {
 }
 
 func TestNegativeHandlerTimeoutRejected(t *testing.T) {
-	if _, err := New(Config{HandlerTimeout: -time.Second}, NewRegistry(), nil); err == nil {
+	if _, err := New(Config{HandlerTimeout: -time.Second}, rpc.NewRegistry(), nil); err == nil {
 		t.Fatal("New accepted a negative HandlerTimeout")
 	}
 }

@@ -1,7 +1,7 @@
 // Package worker runs one rpcd worker: a single epoll event loop over an
 // already-open listening socket, dispatching length-prefixed JSON requests to the
-// handlers of a Registry. It never spawns processes and reads no flags or
-// environment.
+// handlers of an rpc.Registry. It never spawns processes and reads no flags or
+// environment. It builds on Linux only.
 //
 // # Loop
 //
@@ -14,19 +14,13 @@
 //
 // # Handlers
 //
-// An Inline handler runs on the loop and must not block. A Blocking handler runs
-// on the offload pool (Config.PoolSize goroutines behind a queue of
-// Config.QueueSize); when the queue is full the request is answered with
-// overloaded at once. A handler's *protocol.Error is answered as is, any other
-// error as internal with its text, and a panic as internal; the worker carries
-// on. Answers on a connection go out in request order whatever mode produced
-// them.
-//
-// A Blocking call's ctx carries a deadline Config.HandlerTimeout after its
-// request was read. The loop answers timeout at that deadline, in the call's
-// place in the order, whether or not the handler has returned; a result that
-// comes later is dropped, and a call still queued at its deadline never runs.
-// Inline handlers get no deadline: they must not block.
+// A worker serves an rpc.Registry, under the contract package rpc states:
+// Inline handlers run on the loop goroutine, Blocking ones on the offload pool
+// (Config.PoolSize goroutines behind a queue of Config.QueueSize, overloaded
+// when it is full) under a deadline Config.HandlerTimeout after their request
+// was read. The loop answers timeout at that deadline, in the call's
+// place in the order. Answers on a connection go out in request order
+// whatever mode produced them.
 //
 // # Errors and limits
 //

@@ -1,6 +1,9 @@
+//go:build linux
+
 package worker
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rpcd/rpcd/protocol"
+	"github.com/rpcd/rpcd/rpc"
 )
 
 // waitLimit bounds every wait in these tests.
@@ -83,14 +87,14 @@ func (g *gates) waitStarted(t *testing.T, name string) {
 	}
 }
 
-func pingHandler(_ context.Context, params []byte, rep *Reply) error {
+func pingHandler(_ context.Context, params []byte, rep *rpc.Reply) error {
 	rep.SetOut("pong")
 	rep.SetRaw(params)
 	return nil
 }
 
 // bigHandler answers params [k, n] with [k, "<n bytes>"].
-func bigHandler(_ context.Context, params []byte, rep *Reply) error {
+func bigHandler(_ context.Context, params []byte, rep *rpc.Reply) error {
 	var p [2]int
 	if err := json.Unmarshal(params, &p); err != nil {
 		return protocol.Errorf(protocol.CodeBadRequest, "want [index, size]: %v", err)
@@ -100,11 +104,11 @@ func bigHandler(_ context.Context, params []byte, rep *Reply) error {
 	return nil
 }
 
-func testRegistry(g *gates) *Registry {
-	reg := NewRegistry()
-	reg.Register("ping", Inline, pingHandler)
-	reg.Register("big", Inline, bigHandler)
-	reg.Register("slow", Blocking, func(_ context.Context, params []byte, rep *Reply) error {
+func testRegistry(g *gates) *rpc.Registry {
+	reg := rpc.NewRegistry()
+	reg.Register("ping", rpc.Inline, pingHandler)
+	reg.Register("big", rpc.Inline, bigHandler)
+	reg.Register("slow", rpc.Blocking, func(_ context.Context, params []byte, rep *rpc.Reply) error {
 		var name string
 		_ = json.Unmarshal(params, &name)
 		g.started <- name
@@ -113,10 +117,10 @@ func testRegistry(g *gates) *Registry {
 		rep.SetRaw(params)
 		return nil
 	})
-	reg.Register("panic", Inline, func(context.Context, []byte, *Reply) error { panic("boom") })
-	reg.Register("panic_pooled", Blocking, func(context.Context, []byte, *Reply) error { panic("boom") })
-	reg.Register("fail", Inline, func(context.Context, []byte, *Reply) error { return errors.New("disk on fire") })
-	reg.Register("reject", Inline, func(context.Context, []byte, *Reply) error {
+	reg.Register("panic", rpc.Inline, func(context.Context, []byte, *rpc.Reply) error { panic("boom") })
+	reg.Register("panic_pooled", rpc.Blocking, func(context.Context, []byte, *rpc.Reply) error { panic("boom") })
+	reg.Register("fail", rpc.Inline, func(context.Context, []byte, *rpc.Reply) error { return errors.New("disk on fire") })
+	reg.Register("reject", rpc.Inline, func(context.Context, []byte, *rpc.Reply) error {
 		return protocol.Errorf(protocol.CodeBadRequest, "no thanks")
 	})
 	return reg
@@ -229,7 +233,7 @@ func listenLocal(t *testing.T) (fd, port int) {
 type client struct {
 	t    *testing.T
 	conn *net.TCPConn
-	buf  []byte
+	r    *bufio.Reader
 }
 
 func dial(t *testing.T, addr string) *client {
@@ -239,7 +243,7 @@ func dial(t *testing.T, addr string) *client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &client{t: t, conn: c.(*net.TCPConn)}
+	return &client{t: t, conn: c.(*net.TCPConn), r: bufio.NewReader(c)}
 }
 
 func (c *client) write(b []byte) {
@@ -265,41 +269,26 @@ func rawFrame(body string) []byte {
 	return append(b, body...)
 }
 
-// frame reads the next frame's body, or returns the read error.
-func (c *client) frame() ([]byte, error) {
-	for {
-		body, n, err := protocol.Split(c.buf, protocol.LittleEndian, 1<<30)
-		if err != nil {
-			return nil, err
-		}
-		if n > 0 {
-			body = append([]byte(nil), body...)
-			c.buf = c.buf[n:]
-			return body, nil
-		}
-		if err := c.fill(); err != nil {
-			return nil, err
-		}
+// frame reads the next frame's body in order, or returns the read error.
+func (c *client) frame(order protocol.ByteOrder) ([]byte, error) {
+	if err := c.conn.SetReadDeadline(time.Now().Add(waitLimit)); err != nil {
+		return nil, err
 	}
+	return protocol.ReadFrame(c.r, order, 1<<30, nil)
 }
 
-func (c *client) fill() error {
-	var chunk [64 << 10]byte
+// peek waits for the next byte from the server, or the read error.
+func (c *client) peek() ([]byte, error) {
 	if err := c.conn.SetReadDeadline(time.Now().Add(waitLimit)); err != nil {
-		return err
+		return nil, err
 	}
-	n, err := c.conn.Read(chunk[:])
-	c.buf = append(c.buf, chunk[:n]...)
-	if n > 0 {
-		return nil
-	}
-	return err
+	return c.r.Peek(1)
 }
 
 // answer reads the next answer and returns its out and raw result.
 func (c *client) answer() (out, result string) {
 	c.t.Helper()
-	body, err := c.frame()
+	body, err := c.frame(protocol.LittleEndian)
 	if err != nil {
 		c.t.Fatalf("read answer: %v", err)
 	}
@@ -339,30 +328,22 @@ func (c *client) expectPing() {
 // expectEOF requires a clean end of stream with no bytes before it.
 func (c *client) expectEOF() {
 	c.t.Helper()
-	for len(c.buf) == 0 {
-		if err := c.fill(); err != nil {
-			if err != io.EOF {
-				c.t.Fatalf("want a clean end of stream, got %v", err)
-			}
-			return
-		}
+	if b, err := c.peek(); err != io.EOF {
+		c.t.Fatalf("want a clean end of stream, got %q, %v", b, err)
 	}
-	c.t.Fatalf("want end of stream, got %d more bytes: %q", len(c.buf), c.buf)
 }
 
 // expectClosed requires the server to close the connection, cleanly or not.
 func (c *client) expectClosed() {
 	c.t.Helper()
-	for len(c.buf) == 0 {
-		if err := c.fill(); err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				c.t.Fatal("connection still open")
-			}
-			return
-		}
+	b, err := c.peek()
+	var ne net.Error
+	switch {
+	case err == nil:
+		c.t.Fatalf("want the connection closed, got %q", b)
+	case errors.As(err, &ne) && ne.Timeout():
+		c.t.Fatal("connection still open")
 	}
-	c.t.Fatalf("want the connection closed, got %q", c.buf)
 }
 
 // describe renders an answer as "out result", or "error code" for errors.
@@ -379,12 +360,12 @@ func (c *client) answersUntilEOF() []string {
 	c.t.Helper()
 	var got []string
 	for {
-		body, err := c.frame()
-		if err == io.EOF && len(c.buf) == 0 {
+		body, err := c.frame(protocol.LittleEndian)
+		if err == io.EOF {
 			return got
 		}
 		if err != nil {
-			c.t.Fatalf("after %d answers: %v (%d bytes unparsed)", len(got), err, len(c.buf))
+			c.t.Fatalf("after %d answers: %v", len(got), err)
 		}
 		var resp protocol.Response
 		if err := protocol.ParseResponse(body, &resp); err != nil {

@@ -9,12 +9,16 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rpcd/rpcd/protocol"
+	"github.com/rpcd/rpcd/rpc"
 )
+
+// answerOverhead is room for an answer frame's header and envelope.
+const answerOverhead = 64
 
 // job is one request for the offload pool. It owns a copy of the method name and
 // params, since the loop reuses the bytes they came from.
 type job struct {
-	h      Handler
+	h      rpc.Handler
 	buf    []byte // method followed by params
 	split  int    // len(method)
 	fd     int32
@@ -79,23 +83,23 @@ func (p *pool) stop() {
 }
 
 func (p *pool) run() {
-	var rep Reply
+	var rep rpc.Reply
 	for j := range p.jobs {
 		if p.stopped.Load() {
 			continue
 		}
-		rep.reset()
+		rep.Reset()
 		res := result{fd: j.fd, connID: j.connID, seq: j.seq}
 		err := p.call(&j, &rep)
-		buf := make([]byte, 0, answerOverhead+len(rep.out)+len(rep.result))
-		res.frame, res.isErr = encodeAnswer(buf, p.order, &rep, err)
+		buf := make([]byte, 0, answerOverhead+len(rep.Out())+len(rep.Result()))
+		res.frame, res.isErr = rpc.AppendAnswer(buf, p.order, &rep, err), err != nil
 		p.deliver(res)
 	}
 }
 
 // call runs j's handler under its deadline. An answer that comes too late
 // becomes timeout, whatever the handler returned.
-func (p *pool) call(j *job, rep *Reply) error {
+func (p *pool) call(j *job, rep *rpc.Reply) error {
 	if !time.Now().Before(j.deadline) {
 		return p.timeout
 	}

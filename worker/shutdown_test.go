@@ -1,3 +1,5 @@
+//go:build linux
+
 package worker
 
 import (
@@ -6,6 +8,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/rpcd/rpcd/rpc"
 )
 
 // waitDraining waits until the worker has closed its listener.
@@ -83,7 +87,7 @@ func TestShutdownCompletesHalfFrame(t *testing.T) {
 
 func TestShutdownBeforeServe(t *testing.T) {
 	lfd, _ := listenLocal(t)
-	w, err := New(Config{}, NewRegistry(), nil)
+	w, err := New(Config{}, rpc.NewRegistry(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,14 @@
+//go:build linux
+
 package worker
 
 import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/rpcd/rpcd/protocol"
 )
@@ -270,19 +272,21 @@ func TestBigEndianFrames(t *testing.T) {
 	s := startWorker(t, Config{ByteOrder: protocol.BigEndian})
 	c := dial(t, s.addr)
 	c.write(protocol.AppendRequest(nil, protocol.BigEndian, "ping", []byte(`"be"`)))
-	for c.conn.SetReadDeadline(time.Now().Add(waitLimit)) == nil {
-		body, n, err := protocol.Split(c.buf, protocol.BigEndian, 1<<20)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n > 0 {
-			if want := `{"out":"pong","result":"be"}`; string(body) != want {
-				t.Fatalf("answer %s, want %s", body, want)
-			}
-			return
-		}
-		if err := c.fill(); err != nil {
-			t.Fatal(err)
-		}
+	body, err := c.frame(protocol.BigEndian)
+	if want := `{"out":"pong","result":"be"}`; err != nil || string(body) != want {
+		t.Fatalf("answer %s, %v; want %s", body, err, want)
+	}
+}
+
+func TestDebugLogsPerRequest(t *testing.T) {
+	s := startWorkerLogging(t, Config{}, zapcore.DebugLevel)
+	c := dial(t, s.addr)
+	c.expectPing()
+	c.conn.Close()
+	for _, msg := range []string{"loop started", "comes", "request", "bye"} {
+		s.waitLog(t, msg)
+	}
+	if e := s.logs.FilterMessage("request").All()[0]; e.ContextMap()["in"] != "ping" {
+		t.Errorf("request log fields %v", e.ContextMap())
 	}
 }

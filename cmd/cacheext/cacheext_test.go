@@ -7,7 +7,7 @@ import (
 
 	"github.com/rpcd/rpcd/cmd"
 	"github.com/rpcd/rpcd/handlers/cache"
-	"github.com/rpcd/rpcd/worker"
+	"github.com/rpcd/rpcd/rpc"
 )
 
 func TestFlags(t *testing.T) {
@@ -29,7 +29,7 @@ func TestFlags(t *testing.T) {
 				exts = append(exts, New(cache.New()))
 			}
 			var stdout, stderr bytes.Buffer
-			code := cmd.Run(append([]string{"-t"}, tt.args...), worker.NewRegistry(), &stdout, &stderr, exts...)
+			code := cmd.Run(append([]string{"-t"}, tt.args...), rpc.NewRegistry(), &stdout, &stderr, exts...)
 			if code != tt.wantCode || !strings.Contains(stderr.String(), tt.wantStderr) {
 				t.Fatalf("exit %d, stderr %q; want %d and %q", code, stderr.String(), tt.wantCode, tt.wantStderr)
 			}

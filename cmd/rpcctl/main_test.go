@@ -8,6 +8,7 @@ import (
 
 	"github.com/rpcd/rpcd/handlers"
 	"github.com/rpcd/rpcd/protocol"
+	"github.com/rpcd/rpcd/rpc"
 	"github.com/rpcd/rpcd/worker"
 	"github.com/rpcd/rpcd/worker/workertest"
 )
@@ -15,9 +16,9 @@ import (
 // serve runs a worker with the built-in methods on 127.0.0.1 in this process.
 func serve(t *testing.T, order protocol.ByteOrder) string {
 	t.Helper()
-	reg := worker.NewRegistry()
+	reg := rpc.NewRegistry()
 	handlers.Register(reg)
-	reg.Register("fail", worker.Inline, func(context.Context, []byte, *worker.Reply) error {
+	reg.Register("fail", rpc.Inline, func(context.Context, []byte, *rpc.Reply) error {
 		return protocol.Errorf("custom", "it failed")
 	})
 	return workertest.Start(t, worker.Config{ByteOrder: order}, reg)

@@ -8,7 +8,7 @@ import (
 	"github.com/rpcd/rpcd/cmd/cacheext"
 	"github.com/rpcd/rpcd/handlers"
 	"github.com/rpcd/rpcd/handlers/cache"
-	"github.com/rpcd/rpcd/worker"
+	"github.com/rpcd/rpcd/rpc"
 )
 
 func main() {
@@ -16,8 +16,8 @@ func main() {
 	cmd.Main(registry(store), cacheext.New(store))
 }
 
-func registry(store *cache.Store) *worker.Registry {
-	reg := worker.NewRegistry()
+func registry(store *cache.Store) *rpc.Registry {
+	reg := rpc.NewRegistry()
 	handlers.Register(reg)
 	store.Register(reg)
 	return reg

@@ -14,18 +14,18 @@ import (
 	"github.com/rpcd/rpcd/cmd"
 	"github.com/rpcd/rpcd/handlers"
 	"github.com/rpcd/rpcd/protocol"
-	"github.com/rpcd/rpcd/worker"
+	"github.com/rpcd/rpcd/rpc"
 )
 
 func main() {
-	reg := worker.NewRegistry()
+	reg := rpc.NewRegistry()
 	handlers.Register(reg)
-	reg.Register("greet", worker.Inline, greet)
+	reg.Register("greet", rpc.Inline, greet)
 	cmd.Main(reg)
 }
 
 // greet answers "Hello, NAME!".
-func greet(_ context.Context, params []byte, rep *worker.Reply) error {
+func greet(_ context.Context, params []byte, rep *rpc.Reply) error {
 	var p struct {
 		Name string `json:"name"`
 	}

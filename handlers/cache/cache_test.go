@@ -14,7 +14,7 @@ import (
 	"github.com/rpcd/rpcd/handlers/cache"
 	"github.com/rpcd/rpcd/handlers/cache/cachetest"
 	"github.com/rpcd/rpcd/protocol"
-	"github.com/rpcd/rpcd/worker"
+	"github.com/rpcd/rpcd/rpc"
 )
 
 // callLimit is each call's deadline, as a worker would set it.
@@ -23,11 +23,11 @@ const callLimit = 10 * time.Second
 // caller runs cache methods as the worker would, without the loop.
 type caller struct {
 	t   *testing.T
-	reg *worker.Registry
+	reg *rpc.Registry
 }
 
 func newCaller(t *testing.T, store *cache.Store) *caller {
-	reg := worker.NewRegistry()
+	reg := rpc.NewRegistry()
 	store.Register(reg)
 	return &caller{t: t, reg: reg}
 }
@@ -36,12 +36,12 @@ func newCaller(t *testing.T, store *cache.Store) *caller {
 func (c *caller) call(method, params string) (out, result string, err error) {
 	c.t.Helper()
 	h, mode, ok := c.reg.Lookup([]byte(method))
-	if !ok || mode != worker.Blocking {
+	if !ok || mode != rpc.Blocking {
 		c.t.Fatalf("%s: registered %v, %v; want a Blocking handler", method, ok, mode)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), callLimit)
 	defer cancel()
-	var rep worker.Reply
+	var rep rpc.Reply
 	err = h(ctx, []byte(params), &rep)
 	return rep.Out(), string(rep.Result()), err
 }

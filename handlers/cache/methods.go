@@ -11,69 +11,84 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rpcd/rpcd/protocol"
-	"github.com/rpcd/rpcd/worker"
+	"github.com/rpcd/rpcd/rpc"
 )
 
-// runFunc performs one method against Redis and sets the result on rep.
-type runFunc func(ctx context.Context, rdb *redis.Client, params []byte, rep *worker.Reply) error
+// keyRule says how a method's params name its keys.
+type keyRule uint8
 
+const (
+	noKeys    keyRule = iota // the method finds its keys itself
+	oneKey                   // "key"
+	keyList                  // "keys"
+	keysOrKey                // "keys", or "key" as a list of one
+)
+
+// runFunc performs one method against Redis with its checked params and keys,
+// and sets the result on rep.
+type runFunc func(ctx context.Context, rdb *redis.Client, p *params, keys []string, rep *rpc.Reply) error
+
+// methodSpec is one cache method: its name, the out it answers, the params it
+// takes and how they name its keys, and what it does.
 type methodSpec struct {
-	name, out string
-	run       runFunc
+	name, out, shape string
+	keys             keyRule
+	run              runFunc
 }
 
-func (s *Store) methods() []methodSpec {
-	return []methodSpec{
-		{"cache.set", "set_r", set},
-		{"cache.get", "get_r", get},
-		{"cache.del", "del_r", del},
-		{"cache.exists", "exists_r", exists},
-		{"cache.incr", "incr_r", incr},
-		{"cache.expire", "expire_r", expire},
-		{"cache.ttl", "ttl_r", ttl},
-		{"cache.mget", "mget_r", mget},
-		{"cache.mset", "mset_r", mset},
-	}
+var methods = []methodSpec{
+	{"cache.set", "set_r", shapeSet, oneKey, set},
+	{"cache.get", "get_r", shapeKey, oneKey, get},
+	{"cache.del", "del_r", shapeKeys, keysOrKey, del},
+	{"cache.exists", "exists_r", shapeKeys, keysOrKey, exists},
+	{"cache.incr", "incr_r", shapeIncr, oneKey, incr},
+	{"cache.expire", "expire_r", shapeExpire, oneKey, expire},
+	{"cache.ttl", "ttl_r", shapeKey, oneKey, ttl},
+	{"cache.mget", "mget_r", shapeMget, keyList, mget},
+	{"cache.mset", "mset_r", shapeMset, noKeys, mset},
 }
 
-var jsonTrue = []byte("true")
+// parseCall checks raw as m's params and returns them with the keys they name.
+func (m *methodSpec) parseCall(raw []byte) (*params, []string, error) {
+	p, err := parse(m.name, m.shape, raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	var keys []string
+	switch m.keys {
+	case oneKey:
+		var key string
+		key, err = p.key()
+		keys = []string{key}
+	case keyList, keysOrKey:
+		keys, err = p.keyList(m.keys == keysOrKey)
+	}
+	return p, keys, err
+}
 
-func set(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply) error {
-	const m, shape = "cache.set", shapeSet
-	p, err := parse(m, shape, raw)
+var (
+	jsonTrue = []byte("true")
+	null     = []byte("null")
+)
+
+func set(ctx context.Context, rdb *redis.Client, p *params, keys []string, rep *rpc.Reply) error {
+	value, err := p.value()
 	if err != nil {
 		return err
 	}
-	key, err := p.key(m, shape)
+	ttl, err := p.ttl(false)
 	if err != nil {
 		return err
 	}
-	value, err := p.value(m, shape)
-	if err != nil {
-		return err
-	}
-	ttl, err := p.ttl(m, shape, false)
-	if err != nil {
-		return err
-	}
-	if err := rdb.Set(ctx, key, []byte(value), ttl).Err(); err != nil {
+	if err := rdb.Set(ctx, keys[0], []byte(value), ttl).Err(); err != nil {
 		return err
 	}
 	rep.SetRaw(jsonTrue)
 	return nil
 }
 
-func get(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply) error {
-	const m, shape = "cache.get", shapeKey
-	p, err := parse(m, shape, raw)
-	if err != nil {
-		return err
-	}
-	key, err := p.key(m, shape)
-	if err != nil {
-		return err
-	}
-	b, err := rdb.Get(ctx, key).Bytes()
+func get(ctx context.Context, rdb *redis.Client, _ *params, keys []string, rep *rpc.Reply) error {
+	b, err := rdb.Get(ctx, keys[0]).Bytes()
 	switch {
 	case errors.Is(err, redis.Nil):
 		rep.SetRaw(null)
@@ -87,18 +102,7 @@ func get(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply) 
 	return nil
 }
 
-var null = []byte("null")
-
-func del(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply) error {
-	const m, shape = "cache.del", shapeKeys
-	p, err := parse(m, shape, raw)
-	if err != nil {
-		return err
-	}
-	keys, err := p.keyList(m, shape, true)
-	if err != nil {
-		return err
-	}
+func del(ctx context.Context, rdb *redis.Client, _ *params, keys []string, rep *rpc.Reply) error {
 	n, err := rdb.Del(ctx, keys...).Result()
 	if err != nil {
 		return err
@@ -107,16 +111,7 @@ func del(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply) 
 	return nil
 }
 
-func exists(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply) error {
-	const m, shape = "cache.exists", shapeKeys
-	p, err := parse(m, shape, raw)
-	if err != nil {
-		return err
-	}
-	keys, err := p.keyList(m, shape, true)
-	if err != nil {
-		return err
-	}
+func exists(ctx context.Context, rdb *redis.Client, p *params, keys []string, rep *rpc.Reply) error {
 	n, err := rdb.Exists(ctx, keys...).Result()
 	if err != nil {
 		return err
@@ -129,21 +124,12 @@ func exists(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Repl
 	return nil
 }
 
-func incr(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply) error {
-	const m, shape = "cache.incr", shapeIncr
-	p, err := parse(m, shape, raw)
-	if err != nil {
-		return err
-	}
-	key, err := p.key(m, shape)
-	if err != nil {
-		return err
-	}
+func incr(ctx context.Context, rdb *redis.Client, p *params, keys []string, rep *rpc.Reply) error {
 	by := int64(1)
 	if p.By != nil {
 		by = *p.By
 	}
-	n, err := rdb.IncrBy(ctx, key, by).Result()
+	n, err := rdb.IncrBy(ctx, keys[0], by).Result()
 	if err != nil {
 		return err
 	}
@@ -151,21 +137,12 @@ func incr(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply)
 	return nil
 }
 
-func expire(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply) error {
-	const m, shape = "cache.expire", shapeExpire
-	p, err := parse(m, shape, raw)
+func expire(ctx context.Context, rdb *redis.Client, p *params, keys []string, rep *rpc.Reply) error {
+	d, err := p.ttl(true)
 	if err != nil {
 		return err
 	}
-	key, err := p.key(m, shape)
-	if err != nil {
-		return err
-	}
-	d, err := p.ttl(m, shape, true)
-	if err != nil {
-		return err
-	}
-	ok, err := rdb.PExpire(ctx, key, d).Result()
+	ok, err := rdb.PExpire(ctx, keys[0], d).Result()
 	if err != nil {
 		return err
 	}
@@ -173,17 +150,8 @@ func expire(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Repl
 	return nil
 }
 
-func ttl(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply) error {
-	const m, shape = "cache.ttl", shapeKey
-	p, err := parse(m, shape, raw)
-	if err != nil {
-		return err
-	}
-	key, err := p.key(m, shape)
-	if err != nil {
-		return err
-	}
-	d, err := rdb.PTTL(ctx, key).Result()
+func ttl(ctx context.Context, rdb *redis.Client, _ *params, keys []string, rep *rpc.Reply) error {
+	d, err := rdb.PTTL(ctx, keys[0]).Result()
 	switch {
 	case err != nil:
 		return err
@@ -197,16 +165,7 @@ func ttl(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply) 
 	return nil
 }
 
-func mget(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply) error {
-	const m, shape = "cache.mget", shapeMget
-	p, err := parse(m, shape, raw)
-	if err != nil {
-		return err
-	}
-	keys, err := p.keyList(m, shape, false)
-	if err != nil {
-		return err
-	}
+func mget(ctx context.Context, rdb *redis.Client, _ *params, keys []string, rep *rpc.Reply) error {
 	vals, err := rdb.MGet(ctx, keys...).Result()
 	if err != nil {
 		return err
@@ -230,19 +189,14 @@ func mget(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply)
 	return nil
 }
 
-func mset(ctx context.Context, rdb *redis.Client, raw []byte, rep *worker.Reply) error {
-	const m, shape = "cache.mset", shapeMset
-	p, err := parse(m, shape, raw)
-	if err != nil {
-		return err
-	}
+func mset(ctx context.Context, rdb *redis.Client, p *params, _ []string, rep *rpc.Reply) error {
 	if len(p.Items) == 0 || len(p.Items) > MaxKeys {
-		return badParams(m, shape, `"items" must hold 1 to 1000 keys`)
+		return p.bad(`"items" must hold 1 to 1000 keys`)
 	}
 	if _, empty := p.Items[""]; empty {
-		return badParams(m, shape, "a key must not be empty")
+		return p.bad("a key must not be empty")
 	}
-	ttl, err := p.ttl(m, shape, false)
+	ttl, err := p.ttl(false)
 	if err != nil {
 		return err
 	}

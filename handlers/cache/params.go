@@ -29,7 +29,10 @@ const (
 )
 
 // params is every member a cache method may take; each method allows a subset.
+// method and shape name the call in its bad_request answers.
 type params struct {
+	method, shape string
+
 	Key   *string                    `json:"key"`
 	Keys  []string                   `json:"keys"`
 	Value json.RawMessage            `json:"value"`
@@ -38,33 +41,33 @@ type params struct {
 	Items map[string]json.RawMessage `json:"items"`
 }
 
-// badParams is the bad_request answer for method, naming the shape it takes.
-func badParams(method, shape, why string) error {
-	return protocol.Errorf(protocol.CodeBadRequest, "%s: %s; params must be %s", method, why, shape)
+// bad is the bad_request answer for p's method, naming the shape it takes.
+func (p *params) bad(why string) error {
+	return protocol.Errorf(protocol.CodeBadRequest, "%s: %s; params must be %s", p.method, why, p.shape)
 }
 
 // decodeInto parses raw strictly into p: a JSON object with no unknown member.
-func decodeInto(method, shape string, raw []byte, p *params) error {
+func (p *params) decode(raw []byte) error {
 	if raw = bytes.TrimSpace(raw); len(raw) == 0 || raw[0] != '{' {
-		return badParams(method, shape, "params are not an object")
+		return p.bad("params are not an object")
 	}
 	// encoding/json matches member names without regard to case; the cache
 	// takes its members spelled exactly.
 	var members map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &members); err != nil {
-		return badParams(method, shape, err.Error())
+		return p.bad(err.Error())
 	}
 	for name := range members {
 		switch name {
 		case "key", "keys", "value", "ttl", "by", "items":
 		default:
-			return badParams(method, shape, "unknown member "+strconv.Quote(name))
+			return p.bad("unknown member " + strconv.Quote(name))
 		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(p); err != nil {
-		return badParams(method, shape, err.Error())
+		return p.bad(err.Error())
 	}
 	return nil
 }
@@ -89,63 +92,63 @@ func (p *params) extra(allowed string) string {
 // parse decodes raw for method and checks that only members named in shape
 // appear.
 func parse(method, shape string, raw []byte) (*params, error) {
-	var p params
-	if err := decodeInto(method, shape, raw, &p); err != nil {
+	p := params{method: method, shape: shape}
+	if err := p.decode(raw); err != nil {
 		return nil, err
 	}
 	if name := p.extra(shape); name != "" {
-		return nil, badParams(method, shape, `"`+name+`" is not taken`)
+		return nil, p.bad(`"` + name + `" is not taken`)
 	}
 	return &p, nil
 }
 
 // key returns the required "key" member.
-func (p *params) key(method, shape string) (string, error) {
+func (p *params) key() (string, error) {
 	if p.Key == nil || *p.Key == "" {
-		return "", badParams(method, shape, `"key" must be a non-empty string`)
+		return "", p.bad(`"key" must be a non-empty string`)
 	}
 	return *p.Key, nil
 }
 
 // keyList returns "keys", or "key" as a list of one when single is allowed;
 // one of them is required.
-func (p *params) keyList(method, shape string, single bool) ([]string, error) {
+func (p *params) keyList(single bool) ([]string, error) {
 	switch {
 	case p.Keys != nil && p.Key != nil:
-		return nil, badParams(method, shape, `give "keys" or "key", not both`)
+		return nil, p.bad(`give "keys" or "key", not both`)
 	case p.Key != nil && single:
-		k, err := p.key(method, shape)
+		k, err := p.key()
 		return []string{k}, err
 	case len(p.Keys) == 0 || len(p.Keys) > MaxKeys:
-		return nil, badParams(method, shape, `"keys" must list 1 to 1000 keys`)
+		return nil, p.bad(`"keys" must list 1 to 1000 keys`)
 	}
 	for _, k := range p.Keys {
 		if k == "" {
-			return nil, badParams(method, shape, "a key must not be empty")
+			return nil, p.bad("a key must not be empty")
 		}
 	}
 	return p.Keys, nil
 }
 
 // ttl converts the "ttl" member to a duration; 0 when absent and not required.
-func (p *params) ttl(method, shape string, required bool) (time.Duration, error) {
+func (p *params) ttl(required bool) (time.Duration, error) {
 	if p.TTL == nil {
 		if required {
-			return 0, badParams(method, shape, `"ttl" is required`)
+			return 0, p.bad(`"ttl" is required`)
 		}
 		return 0, nil
 	}
 	ms := math.Round(*p.TTL * 1000)
 	if ms < 1 || *p.TTL > MaxTTL {
-		return 0, badParams(method, shape, `"ttl" must be seconds from 0.001 to 31536000`)
+		return 0, p.bad(`"ttl" must be seconds from 0.001 to 31536000`)
 	}
 	return time.Duration(ms) * time.Millisecond, nil
 }
 
 // value returns the required "value" member's raw JSON.
-func (p *params) value(method, shape string) ([]byte, error) {
+func (p *params) value() ([]byte, error) {
 	if p.Value == nil {
-		return nil, badParams(method, shape, `"value" is required`)
+		return nil, p.bad(`"value" is required`)
 	}
 	return p.Value, nil
 }

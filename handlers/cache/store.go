@@ -10,7 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rpcd/rpcd/protocol"
-	"github.com/rpcd/rpcd/worker"
+	"github.com/rpcd/rpcd/rpc"
 )
 
 // Defaults for zero Config fields. The I/O timeouts are short so that a Redis
@@ -114,25 +114,29 @@ func (s *Store) client() (*redis.Client, error) {
 	return nil, notConfigured
 }
 
-// method adapts a cache method to a worker.Handler: it checks for a client,
-// and turns Redis failures into coded errors.
-func (s *Store) method(name, out string, run func(ctx context.Context, rdb *redis.Client, params []byte, rep *worker.Reply) error) worker.Handler {
-	return func(ctx context.Context, params []byte, rep *worker.Reply) error {
+// handler adapts m to an rpc.Handler: it checks for a client and the params,
+// runs m, and turns Redis failures into coded errors.
+func (s *Store) handler(m *methodSpec) rpc.Handler {
+	return func(ctx context.Context, raw []byte, rep *rpc.Reply) error {
 		rdb, err := s.client()
 		if err != nil {
 			return err
 		}
-		if err := run(ctx, rdb, params, rep); err != nil {
-			return s.answerError(ctx, name, err)
+		p, keys, err := m.parseCall(raw)
+		if err == nil {
+			err = m.run(ctx, rdb, p, keys, rep)
 		}
-		rep.SetOut(out)
+		if err != nil {
+			return s.answerError(ctx, m.name, err)
+		}
+		rep.SetOut(m.out)
 		return nil
 	}
 }
 
 // Register adds the cache methods to reg, as Blocking handlers.
-func (s *Store) Register(reg *worker.Registry) {
-	for _, m := range s.methods() {
-		reg.Register(m.name, worker.Blocking, s.method(m.name, m.out, m.run))
+func (s *Store) Register(reg *rpc.Registry) {
+	for i := range methods {
+		reg.Register(methods[i].name, rpc.Blocking, s.handler(&methods[i]))
 	}
 }

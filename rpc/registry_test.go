@@ -1,11 +1,20 @@
-package worker
+package rpc
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
-	"go.uber.org/zap/zapcore"
+	"github.com/rpcd/rpcd/protocol"
 )
+
+func pingHandler(_ context.Context, params []byte, rep *Reply) error {
+	rep.SetOut("pong")
+	rep.SetRaw(params)
+	return nil
+}
 
 func TestRegistry(t *testing.T) {
 	reg := NewRegistry()
@@ -71,11 +80,11 @@ func TestReply(t *testing.T) {
 	}
 	var rep Reply
 	for _, tt := range tests {
-		rep.reset()
+		rep.Reset()
 		if err := tt.set(&rep); err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
-		if got := string(rep.resultOrNull()); got != tt.want {
+		if got := answerResult(t, &rep); got != tt.want {
 			t.Errorf("%s: result %s, want %s", tt.name, got, tt.want)
 		}
 	}
@@ -84,38 +93,51 @@ func TestReply(t *testing.T) {
 	}
 }
 
-func TestAnswerQueueKeepsOrder(t *testing.T) {
-	var q answerQueue
-	first := q.nextSeq()
-	q.pushPending()
-	q.readyTail().data = []byte("b")
-	second := q.nextSeq()
-	q.pushPending()
-	if _, ok := q.popReady(); ok {
-		t.Fatal("popped past a pending slot")
+// answerResult is the result member of the answer rep makes.
+func answerResult(t *testing.T, rep *Reply) string {
+	t.Helper()
+	frame := AppendAnswer(nil, protocol.LittleEndian, rep, nil)
+	body, _, err := protocol.Split(frame, protocol.LittleEndian, protocol.DefaultMaxFrame)
+	var resp protocol.Response
+	if err == nil {
+		err = protocol.ParseResponse(body, &resp)
 	}
-	if !q.fill(second, []byte("c")) || q.fill(second, []byte("again")) || q.fill(99, nil) {
-		t.Fatal("fill accepted a wrong slot or refused a right one")
+	if err != nil {
+		t.Fatalf("answer %q: %v", frame, err)
 	}
-	q.fill(first, []byte("a"))
-	var got []byte
-	for data, ok := q.popReady(); ok; data, ok = q.popReady() {
-		got = append(got, data...)
-	}
-	if string(got) != "abc" || !q.empty() || q.pooled != 0 {
-		t.Fatalf("got %q, empty %v, pooled %d", got, q.empty(), q.pooled)
-	}
+	return string(resp.Result)
 }
 
-func TestDebugLogsPerRequest(t *testing.T) {
-	s := startWorkerLogging(t, Config{}, zapcore.DebugLevel)
-	c := dial(t, s.addr)
-	c.expectPing()
-	c.conn.Close()
-	for _, msg := range []string{"loop started", "comes", "request", "bye"} {
-		s.waitLog(t, msg)
+func TestAppendAnswerErrors(t *testing.T) {
+	tests := []struct {
+		name        string
+		err         error
+		wantCode    string
+		wantMessage string
+	}{
+		{name: "coded", err: protocol.Errorf(protocol.CodeBadRequest, "no n"),
+			wantCode: protocol.CodeBadRequest, wantMessage: "no n"},
+		{name: "wrapped coded", err: fmt.Errorf("look up: %w", protocol.Errorf("custom", "gone")),
+			wantCode: "custom", wantMessage: "gone"},
+		{name: "plain", err: errors.New("disk on fire"),
+			wantCode: protocol.CodeInternal, wantMessage: "disk on fire"},
 	}
-	if e := s.logs.FilterMessage("request").All()[0]; e.ContextMap()["in"] != "ping" {
-		t.Errorf("request log fields %v", e.ContextMap())
+	for _, tt := range tests {
+		var rep Reply
+		rep.SetOut("ignored")
+		rep.SetRaw([]byte(`1`))
+		frame := AppendAnswer(nil, protocol.BigEndian, &rep, tt.err)
+		body, _, err := protocol.Split(frame, protocol.BigEndian, protocol.DefaultMaxFrame)
+		var resp protocol.Response
+		if err == nil {
+			err = protocol.ParseResponse(body, &resp)
+		}
+		if err != nil {
+			t.Fatalf("%s: answer %q: %v", tt.name, frame, err)
+		}
+		e, ok := resp.AsError()
+		if !ok || e.Code != tt.wantCode || e.Message != tt.wantMessage {
+			t.Errorf("%s: answer %s %s, want error %s %q", tt.name, resp.Out, resp.Result, tt.wantCode, tt.wantMessage)
+		}
 	}
 }

@@ -39,22 +39,23 @@ const (
 
 // handleConn handles one epoll event for c.
 func (w *Worker) handleConn(c *conn, ev uint32) {
-	// An error, or a hang-up with nothing left to read, means the peer is gone:
-	// nothing more can be delivered, and a conn not watching EPOLLIN would report
-	// the hang-up again on every wait. A hang-up with input still readable goes
-	// through the read path, which meets the end of stream and closes.
-	if ev&unix.EPOLLERR != 0 || ev&unix.EPOLLHUP != 0 && ev&unix.EPOLLIN == 0 {
+	// First an error, or a hang-up with nothing left to read: the peer is gone,
+	// nothing more can be delivered, and a conn not watching input would be
+	// told of the hang-up again on every wait. A hang-up with input still
+	// readable goes through the read path, which meets the end of stream and
+	// closes after answering what it read.
+	if isErrorEvent(ev) || isHangup(ev) && !isReadEvent(ev) {
 		w.closeConn(c, "hang-up")
 		return
 	}
 	// Writable before readable: sending pending answers frees memory and may lift
 	// a backpressure pause, so the read below can go ahead.
-	if ev&unix.EPOLLOUT != 0 {
+	if isWriteEvent(ev) {
 		w.handleWritable(c)
 	}
-	// Readable: frames read now are answered into the shared output buffer, which
-	// settle writes once.
-	if ev&unix.EPOLLIN != 0 {
+	// Readable last: frames read now are answered into the shared output buffer,
+	// which settle writes once.
+	if isReadEvent(ev) {
 		w.handleReadable(c)
 	}
 	w.settle(c)
@@ -108,39 +109,7 @@ func (w *Worker) handleReadable(c *conn) {
 	}
 	c.active = w.now
 	c.flags &^= unheard
-	data := w.completePartial(c, buf[:n])
-	w.keep(c, w.processFrames(c, data))
-}
-
-// completePartial moves bytes from data into the partial frame in c.in, never
-// more than that frame still lacks, and dispatches the frame once whole. It
-// returns the bytes after the frame.
-func (w *Worker) completePartial(c *conn, data []byte) []byte {
-	order := w.cfg.ByteOrder
-	for len(c.in) > 0 && len(data) > 0 {
-		take := min(protocol.Missing(c.in, order), len(data))
-		c.in = appendBounded(c.in, data[:take], frameEnd(c.in, order))
-		data = data[take:]
-		body, n, err := protocol.Split(c.in, order, w.cfg.MaxFrame)
-		if err != nil {
-			w.frameError(c, err)
-			return nil
-		}
-		if n > 0 {
-			w.dispatch(c, body)
-			c.in, c.partialAt = nil, 0
-		}
-	}
-	return data
-}
-
-// frameEnd is how long the frame starting buf will be, as far as is known: the
-// header alone until the header is complete.
-func frameEnd(buf []byte, order protocol.ByteOrder) int {
-	if len(buf) < protocol.HeaderSize {
-		return protocol.HeaderSize
-	}
-	return protocol.HeaderSize + int(order.Len(buf))
+	w.keep(c, w.assemble(c, buf[:n]))
 }
 
 // appendBounded appends b to buf, growing geometrically but never past limit,
@@ -156,13 +125,17 @@ func appendBounded(buf, b []byte, limit int) []byte {
 }
 
 // keep copies input that could not be processed now (a partial frame, or frames
-// held back) out of the shared read buffer into c.in, which is empty here.
+// held back) out of the shared read buffer into c.in, unless c.in still holds
+// the frame it began, and drops c.in's buffer once it is empty.
 func (w *Worker) keep(c *conn, rest []byte) {
-	if len(rest) == 0 {
-		return
+	if len(c.in) > 0 {
+		return // a partial frame that took all of the input
 	}
-	c.in = append([]byte(nil), rest...)
-	c.partialAt = w.now
+	c.in, c.partialAt = nil, 0
+	if len(rest) > 0 {
+		c.in = append([]byte(nil), rest...)
+		c.partialAt = w.now
+	}
 }
 
 // discardInput reads and drops what a lingering conn sends; its end of stream or
@@ -304,9 +277,9 @@ func (w *Worker) readPaused(c *conn) bool {
 func (w *Worker) resumeInput(c *conn) {
 	held := len(c.in)
 	for len(c.in) > 0 && !w.holdInput(c) {
-		before := len(c.in)
-		rest := w.processFrames(c, c.in)
-		c.in = c.in[:copy(c.in, rest)]
+		before, buf := len(c.in), c.in
+		w.assemble(c, nil)
+		c.in = buf[:copy(buf, c.in)]
 		w.flushOut()
 		w.updatePause(c)
 		if len(c.in) == before {
@@ -377,10 +350,10 @@ func (w *Worker) startLinger(c *conn) {
 func (w *Worker) updateInterest(c *conn) {
 	var want uint32
 	if c.flags&lingering != 0 || !w.readPaused(c) {
-		want |= unix.EPOLLIN
+		want |= readEvents
 	}
 	if len(c.out) > 0 {
-		want |= unix.EPOLLOUT
+		want |= writeEvents
 	}
 	if want == c.events {
 		return

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rpcd/rpcd/protocol"
+	"github.com/rpcd/rpcd/rpc"
 )
 
 const (
@@ -31,7 +32,7 @@ const (
 // Serve, stop it with Shutdown.
 type Worker struct {
 	cfg      Config
-	reg      *Registry
+	reg      *rpc.Registry
 	log      *zap.Logger
 	stats    counters
 	waker    waker
@@ -51,7 +52,7 @@ type Worker struct {
 	rbuf          []byte // shared read buffer
 	out           []byte // shared output buffer, holding answers for outConn
 	outConn       *conn
-	rep           Reply
+	rep           rpc.Reply
 	req           protocol.Request
 	touched       []*conn // conns with routed pool results, settled once each
 	freeQueues    []*answerQueue
@@ -67,7 +68,7 @@ type Worker struct {
 
 // New returns a Worker serving the handlers in reg. Zero Config fields take
 // their defaults; a nil log discards logs.
-func New(cfg Config, reg *Registry, log *zap.Logger) (*Worker, error) {
+func New(cfg Config, reg *rpc.Registry, log *zap.Logger) (*Worker, error) {
 	if reg == nil {
 		return nil, errors.New("new worker: nil registry")
 	}
@@ -175,7 +176,7 @@ func (w *Worker) openLoop() error {
 	if err := w.waker.open(); err != nil {
 		return err
 	}
-	if err := w.poll.add(w.waker.fd, unix.EPOLLIN); err != nil {
+	if err := w.poll.add(w.waker.fd, readEvents); err != nil {
 		return err
 	}
 	w.rbuf = make([]byte, readBufferSize)
@@ -192,7 +193,7 @@ func (w *Worker) openListener(lfd int) error {
 	if err := unix.SetNonblock(lfd, true); err != nil {
 		return os.NewSyscallError("setnonblock", err)
 	}
-	if err := w.poll.add(lfd, unix.EPOLLIN); err != nil {
+	if err := w.poll.add(lfd, readEvents); err != nil {
 		return err
 	}
 	w.listening = true
@@ -353,7 +354,7 @@ func (w *Worker) resumeAccept() {
 	if w.lfd < 0 || w.listening || w.now < w.acceptResume {
 		return
 	}
-	if err := w.poll.add(w.lfd, unix.EPOLLIN); err != nil {
+	if err := w.poll.add(w.lfd, readEvents); err != nil {
 		w.log.Warn("resume listening", zap.Error(err))
 		return
 	}
@@ -363,13 +364,13 @@ func (w *Worker) resumeAccept() {
 func (w *Worker) openConn(fd int, sa unix.Sockaddr) {
 	// Answers are written whole, once per wakeup: nothing gains from Nagle.
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	if err := w.poll.add(fd, unix.EPOLLIN); err != nil {
+	if err := w.poll.add(fd, readEvents); err != nil {
 		_ = unix.Close(fd)
 		w.log.Warn("register connection", zap.Error(err))
 		return
 	}
 	w.nextID++
-	c := &conn{fd: int32(fd), id: w.nextID, events: unix.EPOLLIN, active: w.now, flags: unheard}
+	c := &conn{fd: int32(fd), id: w.nextID, events: readEvents, active: w.now, flags: unheard}
 	if fd >= len(w.conns) {
 		w.conns = append(w.conns, make([]*conn, max(fd+1, 2*len(w.conns))-len(w.conns))...)
 	}

@@ -8,6 +8,27 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// The epoll events the loop asks for and is told of, named once.
+const (
+	readEvents  = unix.EPOLLIN  // interest in input, the end of stream, or a connection to accept
+	writeEvents = unix.EPOLLOUT // interest in room to send pending answers
+)
+
+// isReadEvent reports input to read: bytes, the peer's end of stream, or a
+// connection to accept.
+func isReadEvent(ev uint32) bool { return ev&readEvents != 0 }
+
+// isWriteEvent reports room in the socket's send buffer.
+func isWriteEvent(ev uint32) bool { return ev&writeEvents != 0 }
+
+// isErrorEvent reports an error pending on the socket; epoll reports it
+// whether or not it was asked for.
+func isErrorEvent(ev uint32) bool { return ev&unix.EPOLLERR != 0 }
+
+// isHangup reports that both directions are shut; epoll reports it whether or
+// not it was asked for, and again on every wait while it lasts.
+func isHangup(ev uint32) bool { return ev&unix.EPOLLHUP != 0 }
+
 // poller is a level-triggered epoll instance.
 type poller struct {
 	fd     int
@@ -105,32 +126,4 @@ func (k *waker) close() error {
 	fd := k.fd
 	k.fd = -1
 	return os.NewSyscallError("close", unix.Close(fd))
-}
-
-// readFD reads from fd, retrying interrupted calls. n is never negative.
-func readFD(fd int, b []byte) (int, error) {
-	for {
-		n, err := rawRead(fd, b)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		return n, nil
-	}
-}
-
-// writeFD writes to fd once, retrying interrupted calls. n is never negative.
-func writeFD(fd int, b []byte) (int, error) {
-	for {
-		n, err := rawWrite(fd, b)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		return n, nil
-	}
 }

@@ -3,35 +3,73 @@ package worker
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/rpcd/rpcd/protocol"
+	"github.com/rpcd/rpcd/rpc"
 )
-
-// answerOverhead is room for an answer frame's header and envelope.
-const answerOverhead = 64
 
 var errOverloaded = &protocol.Error{Code: protocol.CodeOverloaded, Message: "offload queue is full"}
 
-// processFrames dispatches the complete frames at the start of data until one is
-// partial or c must hold its input. It returns what is left.
-func (w *Worker) processFrames(c *conn, data []byte) []byte {
-	for len(data) > 0 && !w.holdInput(c) {
-		body, n, err := protocol.Split(data, w.cfg.ByteOrder, w.cfg.MaxFrame)
-		if err != nil {
-			w.frameError(c, err)
+// assemble is the loop's frame assembler. It dispatches the whole frames of
+// c's input, c.in followed by data, for as long as c can take them, and
+// returns what is left of data. A frame begun in c.in takes from data only the
+// bytes it lacks, header first, so c.in never holds more than that frame and a
+// bad length prefix is answered before any of its body is stored. Frames that
+// lie whole in data are dispatched where they lie, uncopied.
+func (w *Worker) assemble(c *conn, data []byte) []byte {
+	for !w.holdInput(c) {
+		if len(c.in) == 0 {
+			n, err := w.nextFrame(c, data)
+			switch {
+			case err != nil:
+				return nil
+			case n == 0:
+				return data
+			}
+			data = data[n:]
+			continue
+		}
+		data = w.extendPartial(c, data)
+		n, err := w.nextFrame(c, c.in)
+		switch {
+		case err != nil:
 			return nil
+		case n > 0:
+			c.in = c.in[n:]
+		case len(data) == 0:
+			return data
 		}
-		if n == 0 {
-			break
-		}
-		w.dispatch(c, body)
-		data = data[n:]
+		// else the header in c.in just came whole: go on with its body.
 	}
 	return data
+}
+
+// nextFrame dispatches the frame at the start of buf and returns its size, 0
+// when buf holds no whole frame. A bad length prefix is answered as a framing
+// error and returned.
+func (w *Worker) nextFrame(c *conn, buf []byte) (int, error) {
+	body, n, err := protocol.Split(buf, w.cfg.ByteOrder, w.cfg.MaxFrame)
+	if err != nil {
+		w.frameError(c, err)
+		return 0, err
+	}
+	if n > 0 {
+		w.dispatch(c, body)
+	}
+	return n, nil
+}
+
+// extendPartial moves from data into c.in what c.in's first frame still
+// lacks, no more than the rest of its header while that is partial, and
+// returns the rest of data.
+func (w *Worker) extendPartial(c *conn, data []byte) []byte {
+	order := w.cfg.ByteOrder
+	take := min(protocol.Missing(c.in, order), len(data))
+	c.in = appendBounded(c.in, data[:take], protocol.FrameSize(c.in, order))
+	return data[take:]
 }
 
 // frameError answers a framing error; c reads nothing more and closes once its
@@ -54,7 +92,7 @@ func (w *Worker) frameError(c *conn, err error) {
 func (w *Worker) dispatch(c *conn, body []byte) {
 	w.stats.requests.Add(1)
 	if err := protocol.ParseRequest(body, &w.req); err != nil {
-		w.answer(c, nil, badRequest(err))
+		w.answer(c, nil, protocol.ErrorFor(err, protocol.CodeBadRequest))
 		return
 	}
 	if w.log.Core().Enabled(zapcore.DebugLevel) {
@@ -65,10 +103,10 @@ func (w *Worker) dispatch(c *conn, body []byte) {
 	switch {
 	case !ok:
 		w.answer(c, nil, protocol.Errorf(protocol.CodeUnknownMethod, "unknown method %q", w.req.Method))
-	case mode == Blocking:
+	case mode == rpc.Blocking:
 		w.offload(c, h)
 	default:
-		w.rep.reset()
+		w.rep.Reset()
 		err := callHandler(context.Background(), w.log, h, w.req.Method, w.req.Params, &w.rep)
 		w.answer(c, &w.rep, err)
 	}
@@ -76,7 +114,7 @@ func (w *Worker) dispatch(c *conn, body []byte) {
 
 // offload queues the current request on the pool, with a slot on c that keeps
 // its answer in order. A full queue answers overloaded at once.
-func (w *Worker) offload(c *conn, h Handler) {
+func (w *Worker) offload(c *conn, h rpc.Handler) {
 	if c.order == nil {
 		c.order = w.newQueue()
 	}
@@ -99,60 +137,21 @@ func (w *Worker) offload(c *conn, h Handler) {
 
 // answer encodes rep, or err when non-nil, as c's next answer: behind c's
 // pending pooled answers if it has any, else into the shared output buffer.
-func (w *Worker) answer(c *conn, rep *Reply, err error) {
+func (w *Worker) answer(c *conn, rep *rpc.Reply, err error) {
 	order := w.cfg.ByteOrder
 	if q := c.order; q != nil && !q.empty() {
 		s := q.readyTail()
 		n := len(s.data)
-		s.data, _ = encodeAnswer(s.data, order, rep, err)
+		s.data = rpc.AppendAnswer(s.data, order, rep, err)
 		q.queued += len(s.data) - n
 	} else {
 		w.outFor(c)
-		w.out, _ = encodeAnswer(w.out, order, rep, err)
+		w.out = rpc.AppendAnswer(w.out, order, rep, err)
 	}
 	w.stats.answered.Add(1)
 	if err != nil {
 		w.stats.errors.Add(1)
 	}
-}
-
-// encodeAnswer appends the answer frame for rep, or for err when non-nil.
-func encodeAnswer(dst []byte, order protocol.ByteOrder, rep *Reply, err error) ([]byte, bool) {
-	if err != nil {
-		return protocol.AppendError(dst, order, answerError(err)), true
-	}
-	return protocol.AppendResponse(dst, order, rep.out, rep.resultOrNull()), false
-}
-
-// answerError is the error a handler's err answers: its own *protocol.Error, or
-// internal with its text.
-func answerError(err error) *protocol.Error {
-	var pe *protocol.Error
-	if errors.As(err, &pe) {
-		return pe
-	}
-	return &protocol.Error{Code: protocol.CodeInternal, Message: err.Error()}
-}
-
-func badRequest(err error) *protocol.Error {
-	var pe *protocol.Error
-	if errors.As(err, &pe) {
-		return pe
-	}
-	return &protocol.Error{Code: protocol.CodeBadRequest, Message: err.Error()}
-}
-
-// callHandler runs h, turning a panic into an internal error logged with the
-// method. Safe from any goroutine.
-func callHandler(ctx context.Context, log *zap.Logger, h Handler, method, params []byte, rep *Reply) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			log.Error("handler panicked", zap.String("method", string(method)),
-				zap.String("panic", fmt.Sprint(p)), zap.StackSkip("stack", 1))
-			err = protocol.Errorf(protocol.CodeInternal, "method %q panicked", method)
-		}
-	}()
-	return h(ctx, params, rep)
 }
 
 // routeResults files finished pooled answers into their conns' slots, then

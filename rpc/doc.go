@@ -1,0 +1,46 @@
+// Package rpc is the contract between rpcd and the methods it serves: a
+// Handler answers one request into a Reply, and a Registry names handlers
+// and says where each runs. It knows nothing of sockets or event loops, so a
+// package of methods builds on every OS; package worker serves a Registry on
+// Linux.
+//
+// # Handlers
+//
+// A Handler gets the request's params as the exact JSON bytes the client sent
+// ("null" when absent), valid only during the call, and sets its answer on
+// rep: SetOut names the answer's "out", SetRaw, AppendRaw or SetJSON its
+// "result" (null when unset). The server reuses params and rep for other
+// requests once the handler returns, so a handler must not keep either.
+//
+// # Call modes
+//
+// An Inline handler runs on the worker's event loop goroutine, between reads
+// of every connection that worker serves: it must be quick and must never
+// block, and its ctx has no deadline. A Blocking handler runs on one of the
+// worker's pool goroutines, so it may wait on a database, a file or another
+// service; its answer still goes out in its connection's request order. Its
+// ctx carries the server's handler deadline: pass ctx on to whatever it waits
+// for. At that deadline the client is answered timeout whether or not the
+// handler has returned, a result that comes later is dropped, and a call still
+// queued at its deadline never runs. When the pool's queue is full a Blocking
+// call is answered overloaded without running. Handlers of both modes may run
+// at the same time as other handlers, so state they share must be safe for
+// concurrent use.
+//
+// # Errors and panics
+//
+// A handler that returns a *protocol.Error (or an error wrapping one) is
+// answered with its code and message: protocol.CodeBadRequest for params it
+// cannot take, protocol.CodeUnavailable for a service it needs that is down,
+// or a code of its own. Any other error is answered protocol.CodeInternal with
+// the error's text. A handler that panics is answered protocol.CodeInternal,
+// the panic is logged, and the worker and the connection carry on. Whatever
+// was set on rep is discarded when the handler fails.
+//
+// # Registering
+//
+// Register every method before the registry is served; a Registry is read by
+// the server's goroutines without locking and must not change while it runs.
+// Register panics on a programming error: an empty name, a nil handler, an
+// unknown mode or a name registered twice.
+package rpc

@@ -1,0 +1,80 @@
+package rpc
+
+import (
+	"context"
+	"fmt"
+	"slices"
+)
+
+// Handler answers one request; see the package doc for what it may do.
+type Handler func(ctx context.Context, params []byte, rep *Reply) error
+
+// Mode says where a handler runs.
+type Mode uint8
+
+const (
+	// Inline handlers run on the event loop; they must be quick and never block.
+	Inline Mode = iota
+	// Blocking handlers run on the worker's pool, under the handler deadline.
+	Blocking
+)
+
+func (m Mode) String() string {
+	switch m {
+	case Inline:
+		return "inline"
+	case Blocking:
+		return "blocking"
+	}
+	return fmt.Sprintf("Mode(%d)", uint8(m))
+}
+
+type entry struct {
+	h    Handler
+	mode Mode
+}
+
+// Registry maps method names to handlers. Register everything before it is
+// served; a Registry is read concurrently and must not change while served.
+type Registry struct {
+	m map[string]entry
+}
+
+// NewRegistry returns an empty Registry.
+func NewRegistry() *Registry {
+	return &Registry{m: make(map[string]entry)}
+}
+
+// Register adds h under name. It panics on an empty name, a nil handler, an
+// unknown mode or a name registered twice: all programming errors.
+func (r *Registry) Register(name string, mode Mode, h Handler) {
+	switch {
+	case name == "":
+		panic("rpc: register a handler with an empty name")
+	case h == nil:
+		panic(fmt.Sprintf("rpc: register %q with a nil handler", name))
+	case mode != Inline && mode != Blocking:
+		panic(fmt.Sprintf("rpc: register %q with %v", name, mode))
+	}
+	if _, dup := r.m[name]; dup {
+		panic(fmt.Sprintf("rpc: register %q twice", name))
+	}
+	r.m[name] = entry{h: h, mode: mode}
+}
+
+// Lookup finds the handler for name without allocating. Safe from any
+// goroutine once registration is over.
+func (r *Registry) Lookup(name []byte) (h Handler, mode Mode, ok bool) {
+	e, ok := r.m[string(name)]
+	return e.h, e.mode, ok
+}
+
+// Methods lists the registered names in order.
+func (r *Registry) Methods() []string {
+	names := make([]string, 0, len(r.m))
+	for name := range r.m {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
