@@ -21,4 +21,7 @@
 // worker parses only them and its own command line, which a master leaves
 // empty: a worker never reads the file, and serves exactly the methods its
 // binary registered.
+//
+// Like master and worker, cmd builds on Linux only; the packages a method
+// or a client imports (rpc, protocol, client, handlers) build everywhere.
 package cmd

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package cacheext adds the cache.* methods' Redis client to an rpcd binary
 // as a cmd.Extension: the -redis, -redis-password and -redis-db flags, and
 // a client that each worker process opens when it starts.

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command rpcd is the prefork RPC server with the built-in methods ping, fib
 // and pi, and the cache.* methods over the Redis named by -redis. Run `rpcd -h`
 // for its flags.

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package rpcdtest lets the tests of a program built on cmd.Main start that
 // program as a real binary: the test binary runs the program's main instead
 // of the tests when Command started it, and its master re-executes the same
