@@ -26,10 +26,11 @@ type Generation struct {
 	Workers int
 	// Args are the worker's arguments, without the program name.
 	Args []string
-	// Env is the worker's environment; nil means the master's own.
-	// WorkerSlotEnv is added for each worker. The master passes both on
-	// as they are: settings that must stay off the worker's command line
-	// (world-readable in /proc) belong here rather than in Args.
+	// Env is the worker's environment. Nil means the master's own in
+	// Config.Generation, and the running generation's in what Config.Reload
+	// returns. WorkerSlotEnv is added for each worker. The master passes
+	// both on as they are: settings that must stay off the worker's command
+	// line (world-readable in /proc) belong here rather than in Args.
 	Env []string
 	// ShutdownTimeout is how long workers get to exit after SIGTERM before
 	// they are sent SIGKILL; 0 means DefaultShutdownTimeout.
@@ -78,8 +79,9 @@ type Config struct {
 	// master's own.
 	Stdout, Stderr *os.File
 	// Reload, if set, is called on the loop goroutine on SIGHUP to get the
-	// next generation's settings. An error keeps the running generation.
-	// Unset, a reload rolls out the running generation's settings again.
+	// next generation's settings. An error keeps the running generation; a
+	// nil Env keeps the running generation's Env. Unset, a reload rolls out
+	// the running generation's settings again.
 	Reload func() (Generation, error)
 	// Reopen, if set, is called on the loop goroutine on SIGUSR1, before
 	// the workers are sent ReopenSignal, to reopen the master's log.

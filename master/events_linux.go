@@ -119,7 +119,7 @@ func (m *Master) onWorkerExit(w *worker, st unix.WaitStatus, now time.Time) {
 		m.log.Info("old worker exited", fields...)
 	case w.role == incoming:
 		m.log.Warn("new worker exited", fields...)
-		m.state.roll.fail(fmt.Errorf("new worker %d exited: %s", w.pid, describeStatus(st)))
+		m.state.roll.fail(fmt.Errorf("start new worker: %w", exit))
 	case w.role == replacement:
 		m.log.Warn("replacement worker exited", fields...)
 		m.recordFailure(w.slot, exit, now)

@@ -7,14 +7,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ExitError reports how a worker process ended.
+// ExitError reports how a child of the master ended: a worker, or the run
+// that checks a new binary before an upgrade.
 type ExitError struct {
 	Pid    int
 	Status unix.WaitStatus
 }
 
 func (e *ExitError) Error() string {
-	return fmt.Sprintf("worker %d exited: %s", e.Pid, describeStatus(e.Status))
+	return fmt.Sprintf("process %d exited: %s", e.Pid, describeStatus(e.Status))
 }
 
 // describeStatus words a wait status the way os.ProcessState does:

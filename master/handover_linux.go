@@ -90,7 +90,9 @@ func setCloexec(fds []int, on bool) error {
 
 // adopt takes over what the previous image handed over and requests the
 // rollout of a new generation from this binary with this image's settings.
-// If it never becomes ready, the adopted workers keep serving.
+// It only records: the first step announces the master ready if the
+// adopted workers are, then begins the rollout (OnReloading). If the new
+// generation never becomes ready, the adopted workers keep serving.
 func (m *Master) adopt(desc string, now time.Time) error {
 	h, err := parseHandover(desc)
 	if err != nil {
@@ -113,9 +115,7 @@ func (m *Master) adopt(desc string, now time.Time) error {
 	}
 	m.log.Info("adopted running workers", masterPid(), zap.Int("generation", h.gen),
 		zap.Int("slots", len(h.socks)), zap.Int("workers", len(h.workers)))
-	m.announceReady()
 	m.replaySignals(h.sigs)
-	m.reloading()
 	m.request(actRollOut)
 	return nil
 }

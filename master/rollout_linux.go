@@ -32,13 +32,16 @@ func (r *rollout) fail(err error) {
 }
 
 // reload (SIGHUP) asks for the next generation's settings and rolls them
-// out.
+// out. A nil Env keeps the running generation's.
 func (m *Master) reload(now time.Time) {
 	m.reloading()
 	next := m.state.settings
 	if m.cfg.Reload != nil {
 		var err error
 		if next, err = m.cfg.Reload(); err == nil {
+			if next.Env == nil {
+				next.Env = m.state.settings.Env
+			}
 			next, err = next.withDefaults()
 		}
 		if err != nil {
@@ -48,6 +51,13 @@ func (m *Master) reload(now time.Time) {
 		}
 	}
 	m.startRollout(next, "reload", now)
+}
+
+// rollOutUpgrade rolls out the generation of the image an upgrade executed,
+// which adopted the running workers.
+func (m *Master) rollOutUpgrade(now time.Time) {
+	m.reloading()
+	m.startRollout(m.cfg.Generation, "upgrade", now)
 }
 
 // reloading calls the OnReloading hook.

@@ -45,15 +45,16 @@ func handledSignals() []os.Signal {
 	return sigs
 }
 
-// signalFor returns a signal that asks for act, for handing a request over
-// to the next image.
+// signalFor returns the lowest-numbered signal that asks for act, for
+// handing a request over to the next image.
 func signalFor(act action) (os.Signal, bool) {
+	var found unix.Signal
 	for sig, a := range signalActions {
-		if a == act {
-			return sig, true
+		if n := sig.(unix.Signal); a == act && (found == 0 || n < found) {
+			found = n
 		}
 	}
-	return nil, false
+	return found, found != 0
 }
 
 // drainSignals takes the signals waiting in the channel without blocking.

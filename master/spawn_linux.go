@@ -33,7 +33,7 @@ const (
 
 // String names the role in the log ("as" of "worker started").
 func (r role) String() string {
-	return [...]string{"serving", "next", "incoming", "retiring"}[r]
+	return [...]string{"serving", "replacement", "incoming", "retiring"}[r]
 }
 
 // worker is one running worker process.

@@ -28,7 +28,7 @@ var requestOrder = []struct {
 	{actReap, (*Master).reapChildren},
 	{actStop, (*Master).stopWorkers},
 	{actReopen, func(m *Master, _ time.Time) { m.reopenLogs() }},
-	{actRollOut, func(m *Master, now time.Time) { m.startRollout(m.cfg.Generation, "upgrade", now) }},
+	{actRollOut, (*Master).rollOutUpgrade},
 	{actReload, (*Master).reload},
 	{actAddWorker, (*Master).addWorker},
 	{actRemoveWorker, (*Master).removeWorker},
@@ -59,13 +59,15 @@ func (m *Master) due() action {
 
 // step is the only code that acts: once per loop turn it carries out what
 // the events recorded, then what the state and the clock make due, in this
-// fixed order. No step calls another.
+// fixed order. No step calls another. The master is announced ready before
+// the requests run, so that the generation an upgraded image adopted is
+// ready (READY=1) before the rollout it requested begins (RELOADING=1).
 func (m *Master) step(now time.Time) {
+	m.announceReady()
 	m.runRequests(now)
 	m.endRollout(now)
 	m.promoteReplacements(now)
 	m.startRecycles(now)
-	m.announceReady()
 	m.endCheck(now)
 	m.forgetFailures(now)
 	m.killUnready(now)
@@ -92,16 +94,16 @@ func (m *Master) runRequests(now time.Time) {
 	}
 }
 
-// nextDeadline returns when step is next due without an event. Watchdog,
-// drain and check deadlines are checked on the loop's regular tick.
+// nextDeadline returns when step is next due without an event. Watchdog
+// and drain deadlines are checked on the loop's regular tick.
 func (m *Master) nextDeadline(now time.Time) (at time.Time, ok bool) {
 	consider := func(t time.Time) {
 		if !ok || t.Before(at) {
 			at, ok = t, true
 		}
 	}
-	if m.due() != 0 || (m.state.roll != nil && m.state.roll.failed != nil) {
-		consider(now) // a request a rollout held back, or a rollout to abort
+	if m.due() != 0 {
+		consider(now) // a request a rollout or a check held back
 	}
 	if m.state.stopping {
 		if !m.state.killedAll {
@@ -109,9 +111,18 @@ func (m *Master) nextDeadline(now time.Time) (at time.Time, ok bool) {
 		}
 		return at, ok
 	}
+	if (m.state.roll != nil && m.state.roll.failed != nil) || m.readyToAnnounce() {
+		consider(now) // a rollout to abort, or a commit that made the master ready
+	}
+	if c := m.state.check; c != nil && now.Before(c.deadline) {
+		consider(c.deadline)
+	}
 	for _, s := range m.state.slots {
 		if s.worker == nil && !s.restartAt.IsZero() {
 			consider(s.restartAt)
+		}
+		if w := s.worker; w != nil && w.recycle && s.replacement == nil && now.Before(s.restartAt) {
+			consider(s.restartAt) // a recycle waiting out its slot's backoff
 		}
 	}
 	for _, w := range m.state.workers {

@@ -20,13 +20,8 @@ const crashLoopFailures = 3
 // announceReady logs "master ready" and calls OnReady once every slot's
 // first worker has reported ready.
 func (m *Master) announceReady() {
-	if m.state.announced || m.state.stopping {
+	if !m.readyToAnnounce() {
 		return
-	}
-	for _, s := range m.state.slots {
-		if !s.everReady {
-			return
-		}
 	}
 	m.state.announced = true
 	m.log.Info("master ready", zap.Stringer("addr", m.Addr()),
@@ -34,6 +29,20 @@ func (m *Master) announceReady() {
 	if m.cfg.Hooks.OnReady != nil {
 		m.cfg.Hooks.OnReady()
 	}
+}
+
+// readyToAnnounce reports whether announceReady is due: every slot's first
+// worker has been ready, and neither the announcement nor a stop happened.
+func (m *Master) readyToAnnounce() bool {
+	if m.state.announced || m.state.stopping {
+		return false
+	}
+	for _, s := range m.state.slots {
+		if !s.everReady {
+			return false
+		}
+	}
+	return true
 }
 
 // forgetFailures clears the failure count of slots whose worker has been

@@ -1,6 +1,8 @@
 package master
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"os/signal"
 	"slices"
@@ -27,6 +29,7 @@ type fakeSys struct {
 type fakeChild struct {
 	pid  int
 	argv []string
+	env  []string
 }
 
 type fakeExit struct {
@@ -46,9 +49,9 @@ func (p fakeProcess) Signal(sig os.Signal) error {
 
 func (fakeProcess) Release() error { return nil }
 
-func (f *fakeSys) forkExec(_ string, argv, _ []string, _ []uintptr) (int, process, error) {
+func (f *fakeSys) forkExec(_ string, argv, env []string, _ []uintptr) (int, process, error) {
 	f.nextPid++
-	f.started = append(f.started, fakeChild{pid: f.nextPid, argv: argv})
+	f.started = append(f.started, fakeChild{pid: f.nextPid, argv: argv, env: env})
 	return f.nextPid, fakeProcess{f, f.nextPid}, nil
 }
 
@@ -80,34 +83,66 @@ func exitStatus(code int, sig unix.Signal) unix.WaitStatus {
 // through the same handlers the loop calls, and step runs as the loop runs
 // it.
 type sim struct {
-	t    *testing.T
-	m    *Master
-	sys  *fakeSys
-	logs *observer.ObservedLogs
-	now  time.Time
+	t     *testing.T
+	m     *Master
+	sys   *fakeSys
+	logs  *observer.ObservedLogs
+	now   time.Time
+	hooks []string // the hooks called, in order: "ready", "stopping", "reloading", "reloaded"
 }
 
 func newSim(t *testing.T, workers int) *sim {
 	t.Helper()
+	return newSimWith(t, workers, nil)
+}
+
+// newSimWith is newSim with the Config changed by tweak before New.
+func newSimWith(t *testing.T, workers int, tweak func(*Config)) *sim {
+	t.Helper()
+	s := newSimSetUp(t, workers, tweak)
+	s.step()
+	return s
+}
+
+// newSimSetUp is newSimWith before the first step.
+func newSimSetUp(t *testing.T, workers int, tweak func(*Config)) *sim {
+	t.Helper()
 	core, logs := observer.New(zapcore.DebugLevel)
+	s := &sim{t: t, sys: &fakeSys{nextPid: 1000, sent: map[int][]os.Signal{}}, logs: logs,
+		now: time.Unix(1e9, 0)}
 	cfg := Config{Generation: Generation{Listen: "127.0.0.1:0", Workers: workers,
 		StartTimeout: 5 * time.Second, WorkerTimeout: 3 * time.Second, Env: []string{}}, Path: "/bin/rpcd"}
+	cfg.Hooks = Hooks{
+		OnReady:     func() { s.hooks = append(s.hooks, "ready") },
+		OnStopping:  func() { s.hooks = append(s.hooks, "stopping") },
+		OnReloading: func() { s.hooks = append(s.hooks, "reloading") },
+		OnReloaded:  func(error) { s.hooks = append(s.hooks, "reloaded") },
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
 	m, err := New(cfg, zap.New(core))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &sim{t: t, m: m, sys: &fakeSys{nextPid: 1000, sent: map[int][]os.Signal{}}, logs: logs,
-		now: time.Unix(1e9, 0)}
+	s.m = m
 	m.sys = s.sys
 	t.Cleanup(func() {
 		close(m.done) // ends the pipe watchers
+		// The pipes of the children that did not exit, so that their
+		// watchers' reads end too.
+		for _, w := range m.state.workers {
+			w.status.Close()
+		}
+		if c := m.state.check; c != nil {
+			c.out.Close()
+		}
 		m.closeAllSockets()
 		signal.Stop(m.signals)
 	})
 	if err := m.setUp(s.now); err != nil {
 		t.Fatal(err)
 	}
-	s.step()
 	return s
 }
 
@@ -182,6 +217,9 @@ func TestRequestsWaitWhileBusy(t *testing.T) {
 		busy  func(s *sim) // puts the master in the state under test
 		sig   unix.Signal
 		waits bool
+		// then checks what follows; started is how many processes had
+		// been started before sig.
+		then func(t *testing.T, s *sim, started int)
 	}{
 		{name: "reload when idle", sig: unix.SIGHUP},
 		{name: "reload during a rollout", busy: rollingOut, sig: unix.SIGHUP, waits: true},
@@ -193,8 +231,9 @@ func TestRequestsWaitWhileBusy(t *testing.T) {
 		{name: "TTOU during a rollout", busy: rollingOut, sig: unix.SIGTTOU, waits: true},
 		{name: "TTOU during a check", busy: checking, sig: unix.SIGTTOU},
 		{name: "reopen during a rollout", busy: rollingOut, sig: unix.SIGUSR1},
-		{name: "stop during a rollout", busy: rollingOut, sig: unix.SIGTERM},
-		{name: "stop during a check", busy: checking, sig: unix.SIGTERM},
+		{name: "stop when idle", sig: unix.SIGTERM, then: stopsEverything},
+		{name: "stop during a rollout", busy: rollingOut, sig: unix.SIGTERM, then: stopsEverything},
+		{name: "stop during a check", busy: checking, sig: unix.SIGTERM, then: stopsEverything},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -203,12 +242,50 @@ func TestRequestsWaitWhileBusy(t *testing.T) {
 			if tt.busy != nil {
 				tt.busy(s)
 			}
+			started := len(s.sys.started)
 			s.signal(tt.sig)
 			act := signalActions[tt.sig]
 			if waiting := s.m.state.requested&act != 0; waiting != tt.waits {
 				t.Fatalf("request pending after the step: %v, want %v", waiting, tt.waits)
 			}
+			if tt.then != nil {
+				tt.then(t, s, started)
+			}
 		})
+	}
+}
+
+// stopsEverything checks a stop that has begun: the check run is killed,
+// every worker is told to stop, the requests that follow are dropped so
+// that no process starts, and the master is finished only once every
+// child, the check run included, is reaped.
+func stopsEverything(t *testing.T, s *sim, started int) {
+	t.Helper()
+	check := s.m.state.check
+	if check != nil && !s.got(check.pid, unix.SIGKILL) {
+		t.Error("check run not killed when the stop began")
+	}
+	for _, sig := range []unix.Signal{unix.SIGHUP, unix.SIGUSR2, unix.SIGTTIN, unix.SIGTTOU} {
+		s.signal(sig)
+	}
+	for pid := range s.m.state.workers {
+		if !s.got(pid, unix.SIGTERM) {
+			t.Errorf("worker %d not told to stop", pid)
+		}
+		s.sys.exits = append(s.sys.exits, fakeExit{pid, exitStatus(0, 0)})
+	}
+	s.signal(unix.SIGCHLD)
+	if check != nil {
+		if s.m.finished() {
+			t.Error("finished before the check run was reaped")
+		}
+		s.exit(check.pid, exitStatus(0, unix.SIGKILL))
+	}
+	if !s.m.finished() {
+		t.Error("not finished once every child was reaped")
+	}
+	if n := len(s.sys.started) - started; n != 0 {
+		t.Errorf("%d processes started after the stop", n)
 	}
 }
 
@@ -295,12 +372,7 @@ func TestSuperviseDuringCheckThenExec(t *testing.T) {
 	if len(s.sys.execs) != 1 {
 		t.Fatalf("%d execs, want 1", len(s.sys.execs))
 	}
-	var handover string
-	for _, kv := range s.sys.execs[0] {
-		if v, ok := strings.CutPrefix(kv, InheritEnv+"="); ok {
-			handover = v
-		}
-	}
+	handover := handoverOf(s.sys.execs[0])
 	h, err := parseHandover(handover)
 	if err != nil {
 		t.Fatal(err)
@@ -402,5 +474,236 @@ func TestRecycleSteps(t *testing.T) {
 	s.status(s.lastStarted(), StatusReady)
 	if !s.got(old, unix.SIGTERM) || s.slotPids()[0] != s.lastStarted() {
 		t.Errorf("after the replacement's ready: serving %v, old drained %v", s.slotPids(), s.got(old, unix.SIGTERM))
+	}
+}
+
+// A reap that both fails a rollout and makes the master give up (no worker
+// ever ready) begins a stop. The failed rollout then ends with the workers:
+// the loop does not wake at once, turn after turn, to abort it.
+func TestGiveUpDuringFailedRollout(t *testing.T) {
+	s := newSim(t, 2)
+	s.signal(unix.SIGHUP) // before any worker is ready
+	if s.m.state.roll == nil {
+		t.Fatal("no rollout")
+	}
+	incoming := s.lastStarted()
+	for i := 1; i <= startAttempts; i++ {
+		for _, pid := range s.slotPids() {
+			s.sys.exits = append(s.sys.exits, fakeExit{pid, exitStatus(1, 0)})
+		}
+		if i == startAttempts {
+			s.sys.exits = append(s.sys.exits, fakeExit{incoming, exitStatus(1, 0)})
+		}
+		s.signal(unix.SIGCHLD) // fails if step stays due turn after turn
+		if i < startAttempts {
+			s.after(s.m.backoff.delay(i))
+		}
+	}
+	if !s.m.state.stopping || s.m.state.fatal == nil || s.m.state.roll == nil || s.m.state.roll.failed == nil {
+		t.Fatalf("stopping %v, fatal %v, rollout %+v: want a stop after a failed rollout",
+			s.m.state.stopping, s.m.state.fatal, s.m.state.roll)
+	}
+	if at, ok := s.m.nextDeadline(s.now); ok && !at.After(s.now) {
+		t.Fatal("step due at once during the stop")
+	}
+	for pid := range s.m.state.workers {
+		s.sys.exits = append(s.sys.exits, fakeExit{pid, exitStatus(0, 0)})
+	}
+	s.signal(unix.SIGCHLD)
+	if !s.m.finished() {
+		t.Error("not finished once every worker was reaped")
+	}
+}
+
+// A stop caught while the check run ends cancels the upgrade, and runs
+// before the reload that waited for the check: that reload never begins.
+func TestStopCancelsUpgradeBeforeWaitingReload(t *testing.T) {
+	s := newSim(t, 2)
+	s.readyAll()
+	s.signal(unix.SIGUSR2)
+	check := s.lastStarted()
+	s.signal(unix.SIGHUP) // waits for the check
+	started := len(s.sys.started)
+	s.hooks = nil
+	s.m.signals <- unix.SIGTERM // caught, not read by the loop yet
+	s.m.onPipe(pipeEvent{seq: s.m.state.check.seq, eof: true})
+	s.exit(check, exitStatus(0, 0))
+	if len(s.sys.execs) != 0 {
+		t.Fatalf("%d execs, want the upgrade cancelled", len(s.sys.execs))
+	}
+	if !s.m.state.stopping || s.m.state.roll != nil || len(s.sys.started) != started {
+		t.Errorf("stopping %v, rollout %v, %d processes started: want the stop and no reload",
+			s.m.state.stopping, s.m.state.roll != nil, len(s.sys.started)-started)
+	}
+	if !slices.Equal(s.hooks, []string{"stopping"}) {
+		t.Errorf("hooks %q, want only stopping", s.hooks)
+	}
+}
+
+// A reload whose settings have a nil Env keeps the running generation's.
+func TestReloadEnv(t *testing.T) {
+	tests := []struct {
+		name string
+		env  []string // in what Reload returns
+		want []string
+	}{
+		{name: "nil keeps the running one", env: nil, want: []string{"A=1"}},
+		{name: "set replaces it", env: []string{"B=2"}, want: []string{"B=2"}},
+		{name: "empty replaces it", env: []string{}, want: []string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSimWith(t, 1, func(cfg *Config) {
+				cfg.Generation.Env = []string{"A=1"}
+				cfg.Reload = func() (Generation, error) {
+					return Generation{Listen: cfg.Generation.Listen, Workers: 1, Env: tt.env}, nil
+				}
+			})
+			s.readyAll()
+			s.signal(unix.SIGHUP)
+			want := append(slices.Clone(tt.want), WorkerSlotEnv+"=0")
+			if env := s.sys.started[len(s.sys.started)-1].env; !slices.Equal(env, want) {
+				t.Errorf("new worker's env %q, want %q", env, want)
+			}
+			s.readyAll()
+			if env := s.m.state.settings.Env; s.m.state.gen != 2 || !slices.Equal(env, tt.want) {
+				t.Errorf("generation %d with env %q, want 2 with %q", s.m.state.gen, env, tt.want)
+			}
+		})
+	}
+}
+
+// A replacement still starting when the master executes the new binary is
+// killed, not handed over: the worker it was to replace serves on.
+func TestUpgradeDropsStartingReplacement(t *testing.T) {
+	s := newSim(t, 1)
+	s.readyAll()
+	old := s.slotPids()[0]
+	s.status(old, StatusRecycle)
+	next := s.lastStarted()
+	s.signal(unix.SIGUSR2)
+	check := s.lastStarted()
+	s.m.onPipe(pipeEvent{seq: s.m.state.check.seq, eof: true})
+	s.exit(check, exitStatus(0, 0))
+	if len(s.sys.execs) != 1 {
+		t.Fatalf("%d execs, want 1", len(s.sys.execs))
+	}
+	h, err := parseHandover(handoverOf(s.sys.execs[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, a := range h.workers {
+		pids = append(pids, a.pid)
+	}
+	if !slices.Equal(pids, []int{old}) {
+		t.Errorf("handed over workers %v, want only %d", pids, old)
+	}
+	if !s.got(next, unix.SIGKILL) {
+		t.Errorf("replacement %d not killed", next)
+	}
+}
+
+// handoverOf returns the value of InheritEnv in env.
+func handoverOf(env []string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, InheritEnv+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// Setting up from a handover only records: the first step announces the
+// adopted workers ready, then begins the upgrade's rollout.
+func TestAdoptAnnouncesThenRollsOut(t *testing.T) {
+	socks, _, err := bindSockets("127.0.0.1:0", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var status [2]int
+	if err := unix.Pipe2(status[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(status[1]) })
+	s := newSimSetUp(t, 1, func(cfg *Config) {
+		cfg.Inherited = fmt.Sprintf("v1 gen=3 listen=127.0.0.1:0 socks=%d w=4242:0:3:%d:1:s", socks[0], status[0])
+	})
+	if len(s.hooks) != 0 || s.m.state.roll != nil {
+		t.Fatalf("during setup: hooks %q, rollout %v; want neither", s.hooks, s.m.state.roll != nil)
+	}
+	s.step()
+	if !slices.Equal(s.hooks, []string{"ready", "reloading"}) {
+		t.Errorf("hooks %q, want ready then reloading", s.hooks)
+	}
+	if r := s.m.state.roll; r == nil || r.gen != 4 || r.why != "upgrade" {
+		t.Errorf("rollout %+v, want the upgrade's generation 4", r)
+	}
+}
+
+// The deadlines step is due at without an event, beyond the restarts and
+// start timeouts.
+func TestNextDeadline(t *testing.T) {
+	tests := []struct {
+		name string
+		run  func(s *sim) time.Time // returns the deadline wanted
+		done func(s *sim) bool      // what step did at that deadline
+	}{
+		{
+			name: "check run's deadline",
+			run: func(s *sim) time.Time {
+				s.signal(unix.SIGUSR2)
+				return s.now.Add(checkTimeout)
+			},
+			done: func(s *sim) bool { return s.got(s.m.state.check.pid, unix.SIGKILL) },
+		},
+		{
+			name: "recycle waiting out its slot's backoff",
+			run: func(s *sim) time.Time {
+				old := s.slotPids()[0]
+				s.status(old, StatusRecycle)
+				s.exit(s.lastStarted(), exitStatus(1, 0)) // the replacement fails
+				s.status(old, StatusRecycle)
+				return s.now.Add(s.m.backoff.first)
+			},
+			done: func(s *sim) bool { return s.m.state.slots[0].replacement != nil },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSimWith(t, 1, func(cfg *Config) { cfg.Generation.WorkerTimeout = 0 })
+			s.readyAll()
+			want := tt.run(s)
+			at, ok := s.m.nextDeadline(s.now)
+			if !ok || !at.Equal(want) {
+				t.Fatalf("next deadline %v (%v), want %v", at.Sub(s.now), ok, want.Sub(s.now))
+			}
+			s.after(at.Sub(s.now))
+			if !tt.done(s) {
+				t.Error("nothing done at the deadline")
+			}
+		})
+	}
+}
+
+// A request handed over to the next image always goes as the same signal.
+func TestSignalForIsStable(t *testing.T) {
+	for range 50 {
+		if sig, ok := signalFor(actStop); !ok || sig != unix.SIGINT {
+			t.Fatalf("signalFor(stop) = %v, %v; want the lowest-numbered, SIGINT", sig, ok)
+		}
+	}
+}
+
+// A failed check run's error carries how it exited, and its output.
+func TestCheckResult(t *testing.T) {
+	c := &binaryCheck{pid: 7, exited: true, status: exitStatus(2, 0), output: []byte("bad flag\n")}
+	err := c.result("/bin/rpcd")
+	var exit *ExitError
+	if !errors.As(err, &exit) || exit.Pid != 7 || exit.Status.ExitStatus() != 2 {
+		t.Fatalf("error %v does not carry the check run's exit", err)
+	}
+	if want := "check new binary /bin/rpcd: process 7 exited: exit status 2: bad flag"; err.Error() != want {
+		t.Errorf("error %q, want %q", err, want)
 	}
 }

@@ -127,7 +127,7 @@ func (c *binaryCheck) result(path string) error {
 	case c.killed:
 		return fmt.Errorf("check new binary %s: not done within %v", path, checkTimeout)
 	case !c.status.Exited() || c.status.ExitStatus() != 0:
-		return fmt.Errorf("check new binary %s: %s: %s", path, describeStatus(c.status),
+		return fmt.Errorf("check new binary %s: %w: %s", path, &ExitError{Pid: c.pid, Status: c.status},
 			strings.TrimSpace(string(c.output)))
 	}
 	return nil
@@ -138,7 +138,8 @@ func (c *binaryCheck) result(path string) error {
 // exec; the new image adopts them and the running workers, then rolls out
 // a new generation. The requests that waited for the check, and the
 // signals not read yet, go to the new image; a stop among those signals
-// cancels the upgrade. It returns only if the exec did not happen.
+// cancels the upgrade. It returns only if the exec did not happen, having
+// recorded those signals as the loop would have.
 func (m *Master) execNewImage() {
 	// From here, SIGHUP and SIGINT are ignored rather than caught: an
 	// ignored signal stays ignored across the exec until the new image
@@ -147,7 +148,14 @@ func (m *Master) execNewImage() {
 	signal.Ignore(ignoredAcrossExec...)
 	defer signal.Notify(m.signals, ignoredAcrossExec...)
 	late := m.drainSignals()
-	defer m.replaySignals(late) // if the exec does not happen
+	// If the exec does not happen, the late signals are recorded here and
+	// now: put back on the channel, a stop among them could be read after
+	// a reload that waited for the check had already begun.
+	defer func() {
+		for _, sig := range late {
+			m.onSignal(sig)
+		}
+	}()
 	for _, sig := range late {
 		if signalActions[sig] == actStop {
 			m.log.Info("upgrade cancelled: stopping")

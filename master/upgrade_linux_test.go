@@ -82,7 +82,8 @@ func TestAdoptRefillsEmptySlot(t *testing.T) {
 }
 
 // While an upgrade checks the new binary, the master supervises as usual:
-// a worker killed during a 5s check run is replaced within a second.
+// a worker killed during a 5s check run has its replacement started within
+// a second, and ready before the check run ends.
 func TestSupervisesDuringCheck(t *testing.T) {
 	cfg := fakeConfig(2, behaveWell, "")
 	cfg.CheckArgs = []string{slowCheckArg}
@@ -95,7 +96,11 @@ func TestSupervisesDuringCheck(t *testing.T) {
 	if err := unix.Kill(victim, unix.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitfor.Until(t, time.Second, "killed worker replaced and ready", func() bool {
+	waitfor.Until(t, time.Second, "killed worker's replacement started", func() bool {
+		pid := h.m.Workers()[0].Pid
+		return pid != 0 && pid != victim
+	})
+	waitFor(t, "killed worker's replacement ready", func() bool {
 		ws := h.m.Workers()
 		return ws[0].Pid != victim && ws[0].Ready
 	})
