@@ -37,7 +37,7 @@ def encode_request(header: struct.Struct, method: str, params: Any) -> bytes:
     """One request frame: the length prefix, then ``{"in": method, "params": params}``."""
     if not isinstance(method, str):
         raise TypeError(f"method must be a str, not {type(method).__name__}")
-    body = json.dumps({"in": method, "params": params}, separators=(",", ":")).encode()
+    body = _ENCODER.encode({"in": method, "params": params}).encode()
     return header.pack(len(body)) + body
 
 
@@ -72,7 +72,7 @@ def decode_answer(body: bytes) -> Union[Answer, RpcError, ProtocolError]:
     comes back as the exception to raise rather than raised: the frame was
     whole, so the connection carries on."""
     try:
-        msg = json.loads(body, parse_int=parse_int)
+        msg = _DECODER.decode(body.decode())
     except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError
         return ProtocolError(f"answer is not JSON: {exc}")
     if not isinstance(msg, dict) or not isinstance(msg.get("out"), str):
@@ -83,6 +83,10 @@ def decode_answer(body: bytes) -> Union[Answer, RpcError, ProtocolError]:
     if isinstance(result, dict) and isinstance(result.get("code"), str):
         return RpcError.from_answer(result["code"], str(result.get("message", "")))
     return ProtocolError(f"malformed error answer: {body[:200]!r}")
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+_DECODER = json.JSONDecoder(parse_int=parse_int)
 
 
 class FrameSplitter:

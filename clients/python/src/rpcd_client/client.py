@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import select
 import socket
 import threading
 import time
@@ -24,6 +25,7 @@ from ._protocol import (
 from .errors import (
     CallTimeoutError,
     ClientClosedError,
+    ProtocolError,
     RpcdConnectionError,
     RpcdError,
 )
@@ -31,49 +33,65 @@ from .errors import (
 #: A call in a batch: ``(method, params)``.
 Call = Tuple[str, Any]
 
-# How often an idle reader wakes to check its read timeout and whether its
-# connection was closed; also the slice in which a blocked write checks its
-# call's deadline.
+# The longest a blocked read or write waits before it checks its call's
+# deadline and the connection's read timeout.
 _POLL = 0.5
+# The longest a waiting call sleeps before it checks whether anyone is
+# reading its connection; a lost hand-over costs at most this much.
+_SLICE = 0.05
 
 
 class _Pending:
-    """One request on the wire, waiting for its answer. The lock is held until
-    the answer (or the connection's end) resolves it."""
+    """One request on the wire, waiting for its answer. Its fields change
+    under its connection's lock; the signal lock is released (once) to wake
+    the waiting thread, for its answer or to make it the reader."""
 
-    __slots__ = ("_lock", "value", "error")
+    __slots__ = ("_signal", "signalled", "value", "error", "done", "abandoned")
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lock.acquire()
+        self._signal = threading.Lock()
+        self._signal.acquire()
+        self.signalled = False
         self.value: Optional[Answer] = None
         self.error: Optional[BaseException] = None
-
-    def resolve(self, value: Optional[Answer], error: Optional[BaseException]) -> None:
-        self.value, self.error = value, error
-        self._lock.release()
-
-    def wait(self, timeout: float) -> bool:
-        return self._lock.acquire(timeout=max(timeout, 0))
+        self.done = False
+        self.abandoned = False  # its caller timed out; the answer is dropped
 
 
 class _Conn:
-    """One TCP connection: requests are written by the calling threads (one
-    at a time, under their slot's lock) and answered in order to the reader
-    thread, which matches each answer to the oldest pending request."""
+    """One TCP connection. Calling threads write requests one at a time
+    (under their slot's lock) and take turns reading: whichever waiting
+    thread holds the read lock reads answers, matching each to the oldest
+    pending request, until its own has come; then it hands the reading to
+    the oldest caller still waiting. No thread reads an idle connection, so
+    a close by the server is found by the next call, whose request the
+    server then certainly did not read."""
 
     def __init__(self, sock: socket.socket, client: "Client") -> None:
         self.sock = sock
         self._client = client
-        self._lock = threading.Lock()  # guards _pending and _open
+        self._lock = threading.Lock()  # guards _pending, _open and each _Pending
+        self._read_lock = threading.Lock()  # held by the thread reading answers
         self._pending: Deque[_Pending] = deque()
         self._open = True
-        self._reader = threading.Thread(target=self._read_loop, name="rpcd-client-reader", daemon=True)
-        self._reader.start()
+        self._splitter = FrameSplitter(client._header, client._max_frame)
+        self._last_read = time.monotonic()
 
     @property
     def open(self) -> bool:
         return self._open
+
+    def closed_while_idle(self) -> bool:
+        """Whether the server ended this connection while no request was
+        pending (nobody reads an idle connection): it is then readable."""
+        with self._lock:
+            if self._pending or not self._open:
+                return not self._open
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
 
     def submit(self, frames: Sequence[bytes], entries: Sequence[_Pending], deadline: float) -> None:
         """Queues entries and writes their frames. The caller holds the
@@ -82,31 +100,32 @@ class _Conn:
         with self._lock:
             if not self._open:
                 raise _resend.NotRead("connection already closed")
+            if not self._pending:
+                self._last_read = time.monotonic()  # the read timeout starts now
             self._pending.extend(entries)
         data = memoryview(b"".join(frames))
         sent, err = self._write(data, deadline)
         if err is None:
             return
-        whole = _frames_within(frames, sent)
-        unsent = entries[whole:]
+        unsent = entries[_frames_within(frames, sent) :]
         with self._lock:
-            # Still queued unless the reader has already ended the connection.
-            mine = [e for e in unsent if e in self._pending]
+            # Still queued unless a reader has already ended the connection.
+            mine = [e for e in unsent if not e.done]
             for e in mine:
                 self._pending.remove(e)
-        if isinstance(err, CallTimeoutError) and sent == 0:
-            # Nothing of these went out: the stream is intact for the others.
-            for e in mine:
-                e.resolve(None, err)
-            return
-        for e in mine:
-            e.resolve(None, _resend.NotRead(f"write request: {err}"))
-        # A partial frame, or a socket that failed: the connection is done.
-        # A send error means the peer is gone; its reader rules on the rest.
+                if isinstance(err, CallTimeoutError) and sent == 0:
+                    # Nothing of these went out: the stream is intact for the others.
+                    self._resolve(e, None, err)
+                else:
+                    self._resolve(e, None, _resend.NotRead(f"write request: {err}"))
         if isinstance(err, CallTimeoutError):
-            self.end(err, unread=False)
+            if sent:
+                self.end(err, unread=False)  # a partial frame: the stream is broken
         else:
-            self._refuse_writes()
+            # The socket failed: the peer is gone. Whoever reads next finds
+            # how the stream ended and rules on the requests written whole.
+            with self._lock:
+                self._open = False
 
     def _write(self, data: memoryview, deadline: float) -> Tuple[int, Optional[BaseException]]:
         sent = 0
@@ -120,13 +139,93 @@ class _Conn:
                 return sent, exc
         return sent, None
 
-    def _refuse_writes(self) -> None:
+    def _resolve(self, e: _Pending, value: Optional[Answer], error: Optional[BaseException]) -> None:
+        """Settles e and wakes its caller; the caller holds self._lock."""
+        e.value, e.error, e.done = value, error, True
+        self._wake(e)
+
+    @staticmethod
+    def _wake(e: _Pending) -> None:
+        if not e.signalled:
+            e.signalled = True
+            e._signal.release()
+
+    def wait(self, entry: _Pending, deadline: float) -> bool:
+        """Waits for entry's answer, reading the connection when no other
+        thread is; False once the deadline has passed without it."""
+        while True:
+            if entry.done:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                with self._lock:
+                    if entry.done:
+                        return True
+                    entry.abandoned = True
+                self._hand_over()  # in case the reading was handed to this call
+                return False
+            if self._read_lock.acquire(blocking=False):
+                try:
+                    self._read_until(entry, deadline)
+                finally:
+                    self._read_lock.release()
+                    self._hand_over()
+            elif entry._signal.acquire(timeout=min(left, _SLICE)):
+                with self._lock:
+                    entry.signalled = False
+
+    def _hand_over(self) -> None:
+        """Wakes the oldest caller still waiting, to read in turn."""
         with self._lock:
-            self._open = False
-        try:
-            self.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
+            for e in self._pending:
+                if not e.done and not e.abandoned:
+                    self._wake(e)
+                    return
+
+    def _read_until(self, entry: _Pending, deadline: float) -> None:
+        """Reads answers until entry's has come, the deadline passes or the
+        connection ends. The caller holds the read lock."""
+        read_timeout = self._client._read_timeout
+        while not entry.done:
+            now = time.monotonic()
+            if now >= deadline or not self._open and not self._pending:
+                return
+            try:
+                self.sock.settimeout(max(min(deadline - now, _POLL), 0.001))
+                data = self.sock.recv(1 << 16)
+            except socket.timeout:
+                if self._pending and time.monotonic() - self._last_read > read_timeout:
+                    self.end(RpcdError(f"no answer for {read_timeout}s"), unread=False)
+                continue
+            except OSError as exc:
+                self.end(exc, unread=False)  # reset by the peer, or closed by end()
+                return
+            if not data:
+                unread = _resend.unread_at_end(
+                    at_boundary=self._splitter.at_boundary,
+                    clean_eof=True,
+                    trust_clean_close=self._client._trust_clean_close,
+                )
+                self.end(RpcdConnectionError("server closed the connection"), unread)
+                return
+            self._last_read = time.monotonic()
+            try:
+                bodies = self._splitter.feed(data)
+            except RpcdError as exc:
+                self.end(exc, unread=False)
+                return
+            answers = [decode_answer(b) for b in bodies]
+            with self._lock:
+                unmatched = len(answers) > len(self._pending)
+                for answer in answers[: len(self._pending)]:
+                    e = self._pending.popleft()
+                    if isinstance(answer, Answer):
+                        self._resolve(e, answer, None)
+                    else:
+                        self._resolve(e, None, answer)
+            if unmatched:
+                self.end(ProtocolError("answer to no request"), unread=False)
+                return
 
     def end(self, cause: BaseException, unread: bool) -> None:
         """Closes the connection and resolves every unanswered request."""
@@ -134,58 +233,14 @@ class _Conn:
             self._open = False
             waiting = list(self._pending)
             self._pending.clear()
+            err = cause if isinstance(cause, ClientClosedError) else None
+            for e in waiting:
+                self._resolve(e, None, err or _resend.end_error(unread, cause))
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
         self.sock.close()
-        err = cause if isinstance(cause, ClientClosedError) else None
-        for e in waiting:
-            e.resolve(None, err or _resend.end_error(unread, cause))
-
-    def _read_loop(self) -> None:
-        client = self._client
-        splitter = FrameSplitter(client._header, client._max_frame)
-        last_read = time.monotonic()
-        while True:
-            try:
-                data = self.sock.recv(1 << 16)
-            except socket.timeout:
-                with self._lock:
-                    idle = not self._pending
-                if not idle and time.monotonic() - last_read > client._read_timeout:
-                    self.end(RpcdError(f"no answer for {client._read_timeout}s"), unread=False)
-                    return
-                continue
-            except OSError as exc:
-                # Closed by end(), or reset by the peer.
-                self.end(exc, unread=False)
-                return
-            if not data:
-                unread = _resend.unread_at_end(
-                    at_boundary=splitter.at_boundary,
-                    clean_eof=True,
-                    trust_clean_close=client._trust_clean_close,
-                )
-                self.end(RpcdConnectionError("server closed the connection"), unread)
-                return
-            last_read = time.monotonic()
-            try:
-                bodies = splitter.feed(data)
-            except RpcdError as exc:
-                self.end(exc, unread=False)
-                return
-            for body in bodies:
-                with self._lock:
-                    entry = self._pending.popleft() if self._pending else None
-                if entry is None:
-                    self.end(RpcdError("answer to no request"), unread=False)
-                    return
-                answer = decode_answer(body)
-                if isinstance(answer, Answer):
-                    entry.resolve(answer, None)
-                else:
-                    entry.resolve(None, answer)
 
 
 def _frames_within(frames: Sequence[bytes], sent: int) -> int:
@@ -302,17 +357,19 @@ class Client:
         deadline = time.monotonic() + (self._timeout if timeout is None else timeout)
         outcomes: List[Any] = [None] * len(frames)
         todo = list(range(len(frames)))
+        # Attempts stay on one slot: a retry finds it redialled.
+        slot = self._slots[next(self._next) % len(self._slots)]
         for attempt in range(self._retries + 1):
             entries = [_Pending() for _ in todo]
             try:
-                self._submit([frames[i] for i in todo], entries, deadline)
+                conn = self._submit(slot, [frames[i] for i in todo], entries, deadline)
             except RpcdError as exc:
                 for i in todo:
                     outcomes[i] = exc
                 return outcomes
             again = []
             for i, e in zip(todo, entries):
-                if not e.wait(deadline - time.monotonic()):
+                if not conn.wait(e, deadline):
                     outcomes[i] = CallTimeoutError("no answer within the call's timeout")
                 elif e.error is not None:
                     outcomes[i] = e.error
@@ -327,17 +384,19 @@ class Client:
             outcomes[i] = _resend.final_error(outcomes[i])
         return outcomes
 
-    def _submit(self, frames: List[bytes], entries: List[_Pending], deadline: float) -> None:
-        slot = self._slots[next(self._next) % len(self._slots)]
+    def _submit(self, slot: _Slot, frames: List[bytes], entries: List[_Pending], deadline: float) -> _Conn:
         with slot.lock:
             for _ in range(3):
                 if self._closed:
                     raise ClientClosedError("client is closed")
+                if slot.conn is not None and slot.conn.closed_while_idle():
+                    slot.conn.end(RpcdConnectionError("server closed the connection"), unread=True)
+                    slot.conn = None
                 if slot.conn is None or not slot.conn.open:
                     slot.conn = _Conn(self._connect(deadline), self)
                 try:
                     slot.conn.submit(frames, entries, deadline)
-                    return
+                    return slot.conn
                 except _resend.NotRead:
                     continue  # closed before anything was written: dial again
             raise RpcdConnectionError("every new connection closed at once")
