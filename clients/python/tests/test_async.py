@@ -112,3 +112,14 @@ def test_closed_and_unreachable():
             await c.call("ping")
 
     run(main())
+
+
+def test_large_batch_drains(server):
+    blob = "x" * 50_000
+
+    async def main():
+        async with rpcd_client.AsyncClient(server.address, byteorder=server.byteorder, conns=1) as c:
+            got = await c.call_many([("ping", [i, blob]) for i in range(100)], timeout=30)
+            assert got == [[i, blob] for i in range(100)]
+
+    run(main())

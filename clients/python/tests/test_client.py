@@ -203,3 +203,13 @@ def test_slow_calls_do_not_delay_other_connections(make_server):
     # worker's pool is busy with the slow batch, not after it.
     assert finished_first, f"pings took {pings_done - started:.3f}s, the slow batch {slow_took:.3f}s"
     assert max(latencies) < slow_took / 4, (latencies, slow_took)
+
+
+def test_large_frames_both_ways(server):
+    blob = "y" * 50_000
+    with rpcd_client.Client(server.address, byteorder=server.byteorder, conns=1) as c:
+        got = c.call_many([("ping", [i, blob]) for i in range(100)], timeout=30)
+        assert got == [[i, blob] for i in range(100)]
+        with pytest.raises(rpcd_client.FrameTooLarge):
+            c.call("ping", "z" * (1 << 20))  # past the server's -max-frame of 1MiB
+        assert c.call("ping", "next") == "next"  # on a new connection

@@ -67,9 +67,11 @@ class _AsyncConn:
         # the stream and rules on every queued request.
         self._writer.write(b"".join(frames))
 
+    def backed_up(self) -> bool:
+        """Whether more than _HIGH_WATER bytes wait to go out."""
+        return self._writer.transport.get_write_buffer_size() > _HIGH_WATER
+
     async def drain(self) -> None:
-        if self._writer.transport.get_write_buffer_size() <= _HIGH_WATER:
-            return
         async with self._drain_lock:
             try:
                 await self._writer.drain()
@@ -219,11 +221,17 @@ class AsyncClient:
         deadline = time.monotonic() + (self._timeout if timeout is None else timeout)
         outcomes: List[Any] = [None] * len(frames)
         todo = list(range(len(frames)))
-        for attempt in range(self._retries + 1):
+        # Attempts stay on one slot: a retry finds it redialled.
+        slot = next(self._next) % len(self._conns)
+        for _ in range(self._retries + 1):
             futures: List["asyncio.Future[Answer]"] = [loop.create_future() for _ in todo]
             try:
-                conn = await self._submit([frames[i] for i in todo], futures, deadline)
-                await conn.drain()
+                conn = await self._submit(slot, [frames[i] for i in todo], futures, deadline)
+                if conn.backed_up():
+                    try:
+                        await asyncio.wait_for(conn.drain(), max(deadline - time.monotonic(), 0))
+                    except asyncio.TimeoutError:
+                        pass  # _wait reports the call's timeout
                 await self._wait(futures, deadline)
             except RpcdError as exc:
                 for i in todo:
@@ -265,8 +273,9 @@ class AsyncClient:
         except (asyncio.TimeoutError, Exception):
             pass
 
-    async def _submit(self, frames: List[bytes], futures: List["asyncio.Future[Answer]"], deadline: float) -> _AsyncConn:
-        slot = next(self._next) % len(self._conns)
+    async def _submit(
+        self, slot: int, frames: List[bytes], futures: List["asyncio.Future[Answer]"], deadline: float
+    ) -> _AsyncConn:
         for _ in range(3):
             conn = self._conns[slot]
             if conn is None or not conn.open:

@@ -359,7 +359,7 @@ class Client:
         todo = list(range(len(frames)))
         # Attempts stay on one slot: a retry finds it redialled.
         slot = self._slots[next(self._next) % len(self._slots)]
-        for attempt in range(self._retries + 1):
+        for _ in range(self._retries + 1):
             entries = [_Pending() for _ in todo]
             try:
                 conn = self._submit(slot, [frames[i] for i in todo], entries, deadline)
