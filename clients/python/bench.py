@@ -109,8 +109,13 @@ def sync_rows(addr: str, byteorder: str, seconds: float, threads: int, batch: in
         r.sock.close()
         return n
 
-    for label, nthreads in (("sequential, 1 thread", 1), (f"{threads} threads, shared client", threads)):
-        with rpcd_client.Client(addr, byteorder=byteorder, conns=2) as c:
+    ways = (
+        ("sequential, 1 thread", 1, 2),
+        (f"{threads} threads, one client, 2 conns", threads, 2),
+        (f"{threads} threads, one client, {threads} conns", threads, threads),
+    )
+    for label, nthreads, conns in ways:
+        with rpcd_client.Client(addr, byteorder=byteorder, conns=conns) as c:
 
             def client_calls(i: int, go: Callable[[], bool]) -> int:
                 n = 0
@@ -121,7 +126,7 @@ def sync_rows(addr: str, byteorder: str, seconds: float, threads: int, batch: in
 
             client = timed_threads(nthreads, seconds, client_calls)
         raw = timed_threads(nthreads, seconds, raw_calls)
-        rows.append((label + " (raw: a socket per thread)" if nthreads > 1 else label, client, raw))
+        rows.append((label, client, raw))
 
     with rpcd_client.Client(addr, byteorder=byteorder, conns=1) as c:
 
@@ -171,7 +176,7 @@ async def async_row(addr: str, byteorder: str, seconds: float, tasks: int) -> Tu
         return n
 
     raw = await timed(raw_task)
-    return (f"asyncio, {tasks} tasks (raw: a connection per task)", client, raw)
+    return (f"asyncio, {tasks} tasks, 2 conns", client, raw)
 
 
 def start_rpcd(byteorder: str) -> Tuple[subprocess.Popen, str, tempfile.TemporaryDirectory]:
@@ -220,6 +225,7 @@ def main() -> None:
             proc.wait(15)
     print(f"rpcd ping, {args.seconds:g}s per row, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     print(f"{'':58} {'rpcd_client':>12} {'raw sockets':>12}")
+    print("(raw sockets: one connection per thread or task)")
     for label, client, raw in rows:
         print(f"{label:58} {client:10,.0f}/s {raw:10,.0f}/s")
 
