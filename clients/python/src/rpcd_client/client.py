@@ -1,0 +1,435 @@
+"""The thread-safe synchronous client."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import select
+import socket
+import threading
+import time
+from collections import deque
+from typing import Any, Deque, Iterable, List, Optional, Sequence, Tuple, Union
+
+from . import _resend
+from ._protocol import (
+    DEFAULT_MAX_FRAME,
+    Address,
+    Answer,
+    FrameSplitter,
+    decode_answer,
+    encode_request,
+    header_struct,
+    parse_addresses,
+)
+from .errors import (
+    CallTimeoutError,
+    ClientClosedError,
+    ProtocolError,
+    RpcdConnectionError,
+    RpcdError,
+)
+
+#: A call in a batch: ``(method, params)``.
+Call = Tuple[str, Any]
+
+# The longest a blocked read or write waits before it checks its call's
+# deadline and the connection's read timeout.
+_POLL = 0.5
+# The longest a waiting call sleeps before it checks whether anyone is
+# reading its connection; a lost hand-over costs at most this much.
+_SLICE = 0.05
+
+
+class _Pending:
+    """One request on the wire, waiting for its answer. Its fields change
+    under its connection's lock; the signal lock is released (once) to wake
+    the waiting thread, for its answer or to make it the reader."""
+
+    __slots__ = ("_signal", "signalled", "value", "error", "done", "abandoned")
+
+    def __init__(self) -> None:
+        self._signal = threading.Lock()
+        self._signal.acquire()
+        self.signalled = False
+        self.value: Optional[Answer] = None
+        self.error: Optional[BaseException] = None
+        self.done = False
+        self.abandoned = False  # its caller timed out; the answer is dropped
+
+
+class _Conn:
+    """One TCP connection. Calling threads write requests one at a time
+    (under their slot's lock) and take turns reading: whichever waiting
+    thread holds the read lock reads answers, matching each to the oldest
+    pending request, until its own has come; then it hands the reading to
+    the oldest caller still waiting. No thread reads an idle connection, so
+    a close by the server is found by the next call, whose request the
+    server then certainly did not read."""
+
+    def __init__(self, sock: socket.socket, client: "Client") -> None:
+        self.sock = sock
+        self._client = client
+        self._lock = threading.Lock()  # guards _pending, _open and each _Pending
+        self._read_lock = threading.Lock()  # held by the thread reading answers
+        self._pending: Deque[_Pending] = deque()
+        self._open = True
+        self._splitter = FrameSplitter(client._header, client._max_frame)
+        self._last_read = time.monotonic()
+
+    @property
+    def open(self) -> bool:
+        return self._open
+
+    def closed_while_idle(self) -> bool:
+        """Whether the server ended this connection while no request was
+        pending (nobody reads an idle connection): it is then readable."""
+        with self._lock:
+            if self._pending or not self._open:
+                return not self._open
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    def submit(self, frames: Sequence[bytes], entries: Sequence[_Pending], deadline: float) -> None:
+        """Queues entries and writes their frames. The caller holds the
+        slot's lock. Entries whose frames were not written in full are
+        resolved here (not read, or the call's timeout)."""
+        with self._lock:
+            if not self._open:
+                raise _resend.NotRead("connection already closed")
+            if not self._pending:
+                self._last_read = time.monotonic()  # the read timeout starts now
+            self._pending.extend(entries)
+        data = memoryview(b"".join(frames))
+        sent, err = self._write(data, deadline)
+        if err is None:
+            return
+        unsent = entries[_frames_within(frames, sent) :]
+        with self._lock:
+            # Still queued unless a reader has already ended the connection.
+            mine = [e for e in unsent if not e.done]
+            for e in mine:
+                self._pending.remove(e)
+                if isinstance(err, CallTimeoutError) and sent == 0:
+                    # Nothing of these went out: the stream is intact for the others.
+                    self._resolve(e, None, err)
+                else:
+                    self._resolve(e, None, _resend.NotRead(f"write request: {err}"))
+        if isinstance(err, CallTimeoutError):
+            if sent:
+                self.end(err, unread=False)  # a partial frame: the stream is broken
+        else:
+            # The socket failed: the peer is gone. Whoever reads next finds
+            # how the stream ended and rules on the requests written whole.
+            with self._lock:
+                self._open = False
+
+    def _write(self, data: memoryview, deadline: float) -> Tuple[int, Optional[BaseException]]:
+        sent = 0
+        while sent < len(data):
+            try:
+                sent += self.sock.send(data[sent:])
+            except socket.timeout:
+                if time.monotonic() >= deadline:
+                    return sent, CallTimeoutError("timed out writing the request")
+            except OSError as exc:
+                return sent, exc
+        return sent, None
+
+    def _resolve(self, e: _Pending, value: Optional[Answer], error: Optional[BaseException]) -> None:
+        """Settles e and wakes its caller; the caller holds self._lock."""
+        e.value, e.error, e.done = value, error, True
+        self._wake(e)
+
+    @staticmethod
+    def _wake(e: _Pending) -> None:
+        if not e.signalled:
+            e.signalled = True
+            e._signal.release()
+
+    def wait(self, entry: _Pending, deadline: float) -> bool:
+        """Waits for entry's answer, reading the connection when no other
+        thread is; False once the deadline has passed without it."""
+        while True:
+            if entry.done:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                with self._lock:
+                    if entry.done:
+                        return True
+                    entry.abandoned = True
+                self._hand_over()  # in case the reading was handed to this call
+                return False
+            if self._read_lock.acquire(blocking=False):
+                try:
+                    self._read_until(entry, deadline)
+                finally:
+                    self._read_lock.release()
+                    self._hand_over()
+            elif entry._signal.acquire(timeout=min(left, _SLICE)):
+                with self._lock:
+                    entry.signalled = False
+
+    def _hand_over(self) -> None:
+        """Wakes the oldest caller still waiting, to read in turn."""
+        with self._lock:
+            for e in self._pending:
+                if not e.done and not e.abandoned:
+                    self._wake(e)
+                    return
+
+    def _read_until(self, entry: _Pending, deadline: float) -> None:
+        """Reads answers until entry's has come, the deadline passes or the
+        connection ends. The caller holds the read lock."""
+        read_timeout = self._client._read_timeout
+        while not entry.done:
+            now = time.monotonic()
+            if now >= deadline or not self._open and not self._pending:
+                return
+            try:
+                self.sock.settimeout(max(min(deadline - now, _POLL), 0.001))
+                data = self.sock.recv(1 << 16)
+            except socket.timeout:
+                if self._pending and time.monotonic() - self._last_read > read_timeout:
+                    self.end(RpcdError(f"no answer for {read_timeout}s"), unread=False)
+                continue
+            except OSError as exc:
+                self.end(exc, unread=False)  # reset by the peer, or closed by end()
+                return
+            if not data:
+                unread = _resend.unread_at_end(
+                    at_boundary=self._splitter.at_boundary,
+                    clean_eof=True,
+                    trust_clean_close=self._client._trust_clean_close,
+                )
+                self.end(RpcdConnectionError("server closed the connection"), unread)
+                return
+            self._last_read = time.monotonic()
+            try:
+                bodies = self._splitter.feed(data)
+            except RpcdError as exc:
+                self.end(exc, unread=False)
+                return
+            answers = [decode_answer(b) for b in bodies]
+            with self._lock:
+                unmatched = len(answers) > len(self._pending)
+                for answer in answers[: len(self._pending)]:
+                    e = self._pending.popleft()
+                    if isinstance(answer, Answer):
+                        self._resolve(e, answer, None)
+                    else:
+                        self._resolve(e, None, answer)
+            if unmatched:
+                self.end(ProtocolError("answer to no request"), unread=False)
+                return
+
+    def end(self, cause: BaseException, unread: bool) -> None:
+        """Closes the connection and resolves every unanswered request."""
+        with self._lock:
+            self._open = False
+            waiting = list(self._pending)
+            self._pending.clear()
+            err = cause if isinstance(cause, ClientClosedError) else None
+            for e in waiting:
+                self._resolve(e, None, err or _resend.end_error(unread, cause))
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+def _frames_within(frames: Sequence[bytes], sent: int) -> int:
+    """How many leading frames the first sent bytes cover whole."""
+    whole = 0
+    for f in frames:
+        if sent < len(f):
+            break
+        sent -= len(f)
+        whole += 1
+    return whole
+
+
+class _Slot:
+    """One of the client's connections, redialled when it has closed."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()  # serializes writes: wire order is queue order
+        self.conn: Optional[_Conn] = None
+
+
+class Client:
+    """Calls an rpcd server. Safe to share between threads.
+
+    ``address`` is ``"host:port"``, ``(host, port)``, or a list of such (or a
+    comma-separated string): each connection picks a host at random and fails
+    over to the others when it cannot connect.
+
+    Concurrent calls are pipelined over ``conns`` connections; each call's
+    answer is the next one its connection returns, since rpcd answers in
+    request order. ``timeout`` bounds each call (connecting included) unless
+    the call gives its own. A connection with requests outstanding that
+    receives nothing for ``read_timeout`` seconds is dropped. ``retries`` is
+    how many more times a call is sent after its connection failed, when the
+    rules in the package doc allow it.
+    """
+
+    def __init__(
+        self,
+        address: Union[Address, Sequence[Address]],
+        *,
+        byteorder: str = "little",
+        timeout: float = 5.0,
+        connect_timeout: Optional[float] = None,
+        read_timeout: float = 60.0,
+        conns: int = 2,
+        retries: int = 2,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        trust_clean_close: bool = True,
+    ) -> None:
+        if conns < 1:
+            raise ValueError("conns must be at least 1")
+        self._addresses = parse_addresses(address)
+        self._header = header_struct(byteorder)
+        self._timeout = timeout
+        self._connect_timeout = timeout if connect_timeout is None else connect_timeout
+        self._read_timeout = read_timeout
+        self._retries = max(retries, 0)
+        self._max_frame = max_frame
+        self._trust_clean_close = trust_clean_close
+        self._slots = [_Slot() for _ in range(conns)]
+        self._next = itertools.count()
+        self._closed = False
+
+    @property
+    def addresses(self) -> List[Tuple[str, int]]:
+        return list(self._addresses)
+
+    def call(
+        self,
+        method: str,
+        params: Any = None,
+        *,
+        full: bool = False,
+        idempotent: bool = False,
+        timeout: Optional[float] = None,
+    ) -> Any:
+        """Calls method with params (any JSON value) and returns the result,
+        or with ``full=True`` the Answer ``(out, result)``. An error answer
+        raises its RpcError subclass. ``idempotent=True`` lets a call that
+        may have run be sent again after its connection failed."""
+        frame = encode_request(self._header, method, params)
+        (outcome,) = self._run([frame], idempotent, timeout)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome if full else outcome.result
+
+    def call_many(
+        self,
+        calls: Iterable[Call],
+        *,
+        full: bool = False,
+        idempotent: bool = False,
+        timeout: Optional[float] = None,
+        return_exceptions: bool = False,
+    ) -> List[Any]:
+        """Sends every ``(method, params)`` pipelined on one connection and
+        returns their results in order. The first failure is raised once
+        all are done, unless ``return_exceptions=True`` puts each exception
+        in its call's place."""
+        frames = [encode_request(self._header, m, p) for m, p in calls]
+        outcomes = self._run(frames, idempotent, timeout) if frames else []
+        results: List[Any] = []
+        for o in outcomes:
+            if isinstance(o, BaseException):
+                if not return_exceptions:
+                    raise o
+                results.append(o)
+            else:
+                results.append(o if full else o.result)
+        return results
+
+    def _run(self, frames: List[bytes], idempotent: bool, timeout: Optional[float]) -> List[Any]:
+        deadline = time.monotonic() + (self._timeout if timeout is None else timeout)
+        outcomes: List[Any] = [None] * len(frames)
+        todo = list(range(len(frames)))
+        # Attempts stay on one slot: a retry finds it redialled.
+        slot = self._slots[next(self._next) % len(self._slots)]
+        for _ in range(self._retries + 1):
+            entries = [_Pending() for _ in todo]
+            try:
+                conn = self._submit(slot, [frames[i] for i in todo], entries, deadline)
+            except RpcdError as exc:
+                for i in todo:
+                    outcomes[i] = exc
+                return outcomes
+            again = []
+            for i, e in zip(todo, entries):
+                if not conn.wait(e, deadline):
+                    outcomes[i] = CallTimeoutError("no answer within the call's timeout")
+                elif e.error is not None:
+                    outcomes[i] = e.error
+                    if _resend.should_resend(e.error, idempotent):
+                        again.append(i)
+                else:
+                    outcomes[i] = e.value
+            todo = again
+            if not todo or time.monotonic() >= deadline:
+                break
+        for i in todo:
+            outcomes[i] = _resend.final_error(outcomes[i])
+        return outcomes
+
+    def _submit(self, slot: _Slot, frames: List[bytes], entries: List[_Pending], deadline: float) -> _Conn:
+        with slot.lock:
+            for _ in range(3):
+                if self._closed:
+                    raise ClientClosedError("client is closed")
+                if slot.conn is not None and slot.conn.closed_while_idle():
+                    slot.conn.end(RpcdConnectionError("server closed the connection"), unread=True)
+                    slot.conn = None
+                if slot.conn is None or not slot.conn.open:
+                    slot.conn = _Conn(self._connect(deadline), self)
+                try:
+                    slot.conn.submit(frames, entries, deadline)
+                    return slot.conn
+                except _resend.NotRead:
+                    continue  # closed before anything was written: dial again
+            raise RpcdConnectionError("every new connection closed at once")
+
+    def _connect(self, deadline: float) -> socket.socket:
+        errors = []
+        for host, port in random.sample(self._addresses, len(self._addresses)):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                sock = socket.create_connection((host, port), timeout=min(left, self._connect_timeout))
+            except OSError as exc:
+                errors.append(f"{host}:{port}: {exc}")
+                continue
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.settimeout(_POLL)
+            return sock
+        if not errors:
+            raise CallTimeoutError("timed out before connecting")
+        raise RpcdConnectionError("connect: " + "; ".join(errors))
+
+    def close(self) -> None:
+        """Closes every connection; calls still waiting fail with ClientClosedError."""
+        self._closed = True
+        for slot in self._slots:
+            with slot.lock:
+                if slot.conn is not None:
+                    slot.conn.end(ClientClosedError("client is closed"), unread=False)
+                    slot.conn = None
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
