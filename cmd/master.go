@@ -30,8 +30,19 @@ func runMaster(s *settings, stderr io.Writer, sigs chan os.Signal) int {
 	logOut := newLogOutput(&s.options, stderr)
 	log := newLogger(&s.options, logOut).With(zap.String("role", "master"))
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush
-	defer writePidfile(&s.options, log)()
-	m, err := master.New(masterConfig(s, logOut, sigs, newServiceNotifier(log)), log)
+	if err := checkListen(s.listen); err != nil {
+		log.Error("invalid settings", zap.Error(err))
+		return 2
+	}
+	pid, err := lockPidfile(s.pidFile, os.Getenv(master.InheritEnv))
+	if err != nil {
+		log.Error("master refuses to start", zap.Error(err))
+		return 1
+	}
+	defer pid.remove()
+	cfg := masterConfig(s, logOut, sigs, newServiceNotifier(log))
+	cfg.PidFile = pid.file()
+	m, err := master.New(cfg, log)
 	if err == nil {
 		log.Info("starting", zap.String("version", version()), zap.Int("pid", os.Getpid()),
 			zap.String("listen", s.listen), zap.Int("workers", s.workers))
