@@ -4,6 +4,7 @@ package cmd
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -26,20 +27,23 @@ func catchMasterSignals(s *settings) (chan os.Signal, func()) {
 	return sigs, func() { signal.Stop(sigs) }
 }
 
+// runMaster runs the master until it stops. Like a bad flag, a -listen
+// that cannot be bound and a pidfile another master holds are said on
+// stderr, before any log is opened.
 func runMaster(s *settings, stderr io.Writer, sigs chan os.Signal) int {
-	logOut := newLogOutput(&s.options, stderr)
-	log := newLogger(&s.options, logOut).With(zap.String("role", "master"))
-	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush
 	if err := checkListen(s.listen); err != nil {
-		log.Error("invalid settings", zap.Error(err))
+		fmt.Fprintf(stderr, "rpcd: %v\n", err)
 		return 2
 	}
 	pid, err := lockPidfile(s.pidFile, os.Getenv(master.InheritEnv))
 	if err != nil {
-		log.Error("master refuses to start", zap.Error(err))
+		fmt.Fprintf(stderr, "rpcd: %v\n", err)
 		return 1
 	}
 	defer pid.remove()
+	logOut := newLogOutput(&s.options, stderr)
+	log := newLogger(&s.options, logOut).With(zap.String("role", "master"))
+	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush
 	cfg := masterConfig(s, logOut, sigs, newServiceNotifier(log))
 	cfg.PidFile = pid.file()
 	m, err := master.New(cfg, log)
