@@ -15,9 +15,15 @@ import (
 // are no configuration keys and are never passed on to workers.
 var commandOnly = map[string]bool{"config": true, "s": true, "t": true, "version": true, "check": true}
 
+// errConfigEmpty is the error for a -config file that sets no key.
+var errConfigEmpty = errors.New("the file sets nothing: give at least one key, such as listen")
+
 // applyConfigFile sets every flag named in the YAML mapping at path that the
 // command line has not set: flags given on the command line win. Every key
 // must name a flag; values must be scalars, written as on the command line.
+// A file that sets nothing (empty, comments only, an empty mapping) is an
+// error: it is a file truncated or not written yet, and taken as it is it
+// would move the server to the default address.
 func applyConfigFile(fs *flag.FlagSet, path string) error {
 	if path == "" {
 		return nil
@@ -31,11 +37,14 @@ func applyConfigFile(fs *flag.FlagSet, path string) error {
 		return fmt.Errorf("parse config %s: %w", path, err)
 	}
 	if len(doc.Content) == 0 {
-		return nil // an empty file sets nothing
+		return fmt.Errorf("parse config %s: %w", path, errConfigEmpty)
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
 		return fmt.Errorf("parse config %s: line %d: want a mapping of flag names to values", path, root.Line)
+	}
+	if len(root.Content) == 0 {
+		return fmt.Errorf("parse config %s: %w", path, errConfigEmpty)
 	}
 	onCommandLine := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })

@@ -24,7 +24,16 @@ func TestApplyConfigFile(t *testing.T) {
 	}{
 		{name: "values", file: "workers: 5\ndrain-timeout: 3s\n", wantWorkers: 5, wantDrain: 3 * time.Second},
 		{name: "command line wins", file: "workers: 5\n", args: []string{"-workers=2"}, wantWorkers: 2, wantDrain: 30 * time.Second},
-		{name: "empty file", file: "", wantWorkers: 7, args: []string{"-workers=7"}, wantDrain: 30 * time.Second},
+		// A file that sets nothing is refused, at start, -t and SIGHUP
+		// alike: taken as it is, it would move the server to the default
+		// address.
+		{name: "empty file", file: "", args: []string{"-workers=7"}, wantErr: "sets nothing"},
+		{name: "comments only", file: "# rpcd\n# listen: 10.0.0.1:9000\n", wantErr: "sets nothing"},
+		{name: "empty mapping", file: "{}\n", wantErr: "sets nothing"},
+		{name: "listen without port", file: "listen: bogus\n", wantErr: "missing port"},
+		{name: "listen port out of range", file: "listen: 127.0.0.1:99999\n", wantErr: "invalid port"},
+		{name: "listen host that does not resolve", file: "listen: no-such-host.invalid:8080\n", wantErr: "no-such-host.invalid"},
+		{name: "listen on localhost", file: "listen: localhost:0\nworkers: 2\n", wantWorkers: 2, wantDrain: 30 * time.Second},
 		{name: "unknown key", file: "wokers: 5\n", wantErr: `line 1: unknown key "wokers"`},
 		{name: "action is no key", file: "version: true\n", wantErr: `unknown key "version"`},
 		{name: "bad value", file: "workers: two\n", wantErr: "line 1: workers"},
@@ -102,16 +111,48 @@ func TestWorkerEnvCarriesArgs(t *testing.T) {
 func TestRunActions(t *testing.T) {
 	dir := t.TempDir()
 	good, bad := filepath.Join(dir, "good.yaml"), filepath.Join(dir, "bad.yaml")
+	empty, badListen := filepath.Join(dir, "empty.yaml"), filepath.Join(dir, "listen.yaml")
 	os.WriteFile(good, []byte("workers: 2\n"), 0o644)
 	os.WriteFile(bad, []byte("workers: 0\n"), 0o644)
+	os.WriteFile(empty, []byte("# nothing yet\n"), 0o644)
+	os.WriteFile(badListen, []byte("listen: bogus\n"), 0o644)
 	tests := []runCase{
 		{name: "test good config", args: []string{"-t", "-config=" + good}, wantStdout: "configuration " + good + " is ok"},
 		{name: "test bad config", args: []string{"-t", "-config=" + bad}, wantCode: 2, wantStderr: "need at least 1"},
 		{name: "missing config", args: []string{"-t", "-config=" + dir + "/none.yaml"}, wantCode: 2, wantStderr: "read config"},
+		{name: "test empty config", args: []string{"-t", "-config=" + empty}, wantCode: 2, wantStderr: "sets nothing"},
+		{name: "test listen without port", args: []string{"-t", "-config=" + badListen}, wantCode: 2, wantStderr: "missing port"},
+		{name: "test port out of range", args: []string{"-t", "-listen=:99999"}, wantCode: 2, wantStderr: "invalid port"},
+		{name: "test unresolvable host", args: []string{"-t", "-listen=no-such-host.invalid:8080"}, wantCode: 2, wantStderr: "no-such-host.invalid"},
+		{name: "test numeric address", args: []string{"-t", "-listen=[::1]:8080"}, wantStdout: "is ok"},
+		{name: "test localhost", args: []string{"-t", "-listen=localhost:8080"}, wantStdout: "is ok"},
 		{name: "signal without pidfile", args: []string{"-s", "reload"}, wantCode: 1, wantStderr: "no -pidfile"},
 		{name: "unknown signal", args: []string{"-s", "restart"}, wantCode: 2, wantStderr: "want reload, stop, quit or reopen"},
 		{name: "missing pidfile", args: []string{"-s", "stop", "-pidfile=" + dir + "/none.pid"}, wantCode: 1, wantStderr: "read pid"},
+		{name: "start with empty config", args: []string{"-config=" + empty}, wantCode: 2, wantStderr: "sets nothing"},
 		{name: "short worker timeout", args: []string{"-worker-timeout=1s"}, wantCode: 2, wantStderr: "-worker-timeout"},
 	}
 	checkRuns(t, tests)
+}
+
+// Workers run with GOTRACEBACK=all at least, so that the watchdog's
+// SIGABRT leaves every goroutine's stack in their log.
+func TestWorkerEnvTraceback(t *testing.T) {
+	for _, tt := range []struct{ master, want string }{
+		{master: "", want: "all"},
+		{master: "none", want: "all"},
+		{master: "single", want: "all"},
+		{master: "crash", want: "crash"},
+	} {
+		t.Setenv("GOTRACEBACK", tt.master)
+		var got []string
+		for _, kv := range workerEnv(nil) {
+			if val, ok := strings.CutPrefix(kv, "GOTRACEBACK="); ok {
+				got = append(got, val)
+			}
+		}
+		if len(got) != 1 || got[0] != tt.want {
+			t.Errorf("master GOTRACEBACK=%q: worker gets %q, want [%s]", tt.master, got, tt.want)
+		}
+	}
 }

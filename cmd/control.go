@@ -11,8 +11,9 @@ import (
 	"strings"
 	"sync"
 
-	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
+
+	"github.com/rpcd/rpcd/master"
 )
 
 // controlSignals are the -s actions and the signals they send the master,
@@ -24,10 +25,16 @@ var controlSignals = map[string]unix.Signal{
 	"reopen": unix.SIGUSR1,
 }
 
-// runAction carries out -t or -s and reports whether it did.
+// runAction carries out -t or -s and reports whether it did. -t checks
+// what a start checks short of binding: the settings, which the caller has
+// finished, and the address.
 func runAction(opts *options, stdout, stderr io.Writer) (code int, done bool) {
 	switch {
 	case opts.test:
+		if err := checkListen(opts.listen); err != nil {
+			fmt.Fprintf(stderr, "rpcd: %v\n", err)
+			return 2, true
+		}
 		fmt.Fprintf(stdout, "rpcd: configuration %s is ok\n", configName(opts))
 		return 0, true
 	case opts.signal != "":
@@ -47,7 +54,9 @@ func configName(opts *options) string {
 	return opts.configFile
 }
 
-// signalMaster sends the -s action's signal to the pid in -pidfile.
+// signalMaster sends the -s action's signal to the master whose pid
+// -pidfile holds, and only while a master holds the file locked: a pidfile
+// left behind may hold the pid of an unrelated process by now.
 func signalMaster(opts *options) error {
 	sig, ok := controlSignals[opts.signal]
 	if !ok {
@@ -56,52 +65,121 @@ func signalMaster(opts *options) error {
 	if opts.pidFile == "" {
 		return errors.New("no -pidfile to find the master by")
 	}
-	b, err := os.ReadFile(opts.pidFile)
+	f, err := os.Open(opts.pidFile)
 	if err != nil {
 		return fmt.Errorf("read pid: %w", err)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return fmt.Errorf("read pid: %s holds no pid", opts.pidFile)
+	defer f.Close()
+	// A shared lock is granted only if no master holds its exclusive one.
+	switch err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err {
+	case nil:
+		return fmt.Errorf("pidfile %s is stale: no running master holds it", opts.pidFile)
+	case unix.EWOULDBLOCK:
+	default:
+		return fmt.Errorf("lock %s: %w", opts.pidFile, os.NewSyscallError("flock", err))
+	}
+	pid, err := readPid(f)
+	if err != nil {
+		return fmt.Errorf("read pid: %s: %w", opts.pidFile, err)
 	}
 	return os.NewSyscallError("kill", unix.Kill(pid, sig))
 }
 
-// writePidfile writes the master's pid to -pidfile and returns what removes
-// it. A master that re-executes itself keeps its pid and its file.
-func writePidfile(opts *options, log *zap.Logger) (remove func()) {
-	if opts.pidFile == "" {
-		return func() {}
-	}
-	if pid, ok := runningPid(opts.pidFile); ok {
-		log.Warn("pidfile names a running process; leaving it", zap.String("pidfile", opts.pidFile), zap.Int("pid", pid))
-		return func() {}
-	}
-	tmp := opts.pidFile + ".tmp"
-	err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
-	if err == nil {
-		err = os.Rename(tmp, opts.pidFile)
-	}
+// readPid reads the pid f holds.
+func readPid(f *os.File) (int, error) {
+	b, err := io.ReadAll(io.NewSectionReader(f, 0, 64))
 	if err != nil {
-		log.Warn("write pidfile failed", zap.Error(err))
-		return func() {}
-	}
-	return func() { os.Remove(opts.pidFile) }
-}
-
-// runningPid returns the pid in path if it names another live process: a
-// master already running, whose file a second one must not take over.
-func runningPid(path string) (int, bool) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, false
+		return 0, err
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 || pid == os.Getpid() {
-		return 0, false
+	if err != nil || pid <= 0 {
+		return 0, errors.New("holds no pid")
 	}
-	err = unix.Kill(pid, 0)
-	return pid, err == nil || err == unix.EPERM
+	return pid, nil
+}
+
+// pidfile is the master's -pidfile, which it holds locked (flock, exclusive)
+// for its whole life: -s signals only a pid whose file is locked, and a
+// second master on the same file refuses to start. The lock belongs to the
+// open file, so it lasts across an upgrade, which hands the descriptor over
+// to the new image.
+type pidfile struct {
+	path string
+	f    *os.File
+}
+
+// lockPidfile takes the master's -pidfile: the one an upgraded image was
+// handed over in inherited (InheritEnv's value), or else the file at path,
+// created if need be and locked, failing if another master holds it. It
+// writes this process's pid into it. An empty path gives a nil *pidfile.
+func lockPidfile(path, inherited string) (*pidfile, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := master.InheritedPidFile(inherited)
+	if err != nil {
+		return nil, err
+	}
+	if f == nil {
+		if f, err = openLocked(path); err != nil {
+			return nil, err
+		}
+	}
+	p := &pidfile{path: path, f: f}
+	if err := p.writePid(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// openLocked opens path and locks it, or says which master holds it.
+func openLocked(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open pidfile: %w", err)
+	}
+	err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	if err == nil {
+		return f, nil
+	}
+	defer f.Close()
+	if err != unix.EWOULDBLOCK {
+		return nil, fmt.Errorf("lock pidfile %s: %w", path, os.NewSyscallError("flock", err))
+	}
+	holder := "unknown pid"
+	if pid, err := readPid(f); err == nil {
+		holder = "pid " + strconv.Itoa(pid)
+	}
+	return nil, fmt.Errorf("pidfile %s is locked by a running master (%s)", path, holder)
+}
+
+// writePid replaces what the file holds with this process's pid.
+func (p *pidfile) writePid() error {
+	if err := p.f.Truncate(0); err != nil {
+		return fmt.Errorf("write pidfile: %w", err)
+	}
+	if _, err := p.f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0); err != nil {
+		return fmt.Errorf("write pidfile: %w", err)
+	}
+	return nil
+}
+
+// file returns the locked file for master.Config.PidFile, nil for none.
+func (p *pidfile) file() *os.File {
+	if p == nil {
+		return nil
+	}
+	return p.f
+}
+
+// remove deletes the file, then releases the lock by closing it.
+func (p *pidfile) remove() {
+	if p == nil {
+		return
+	}
+	os.Remove(p.path)
+	p.f.Close()
 }
 
 // logOutput is the log destination: -log-file, reopened on SIGUSR1 for

@@ -20,7 +20,19 @@
 // RPCD_WORKER_ARGS variable, never on the world-readable command line. A
 // worker parses only them and its own command line, which a master leaves
 // empty: a worker never reads the file, and serves exactly the methods its
-// binary registered.
+// binary registered. Workers run with GOTRACEBACK=all at least, so that the
+// master's SIGABRT to a hung worker leaves every goroutine's stack in the
+// worker's stderr.
+//
+// A -config file that sets nothing is an error, and -listen must parse,
+// have a port in range and a host that resolves: at start, on SIGHUP
+// (where the running generation carries on) and with -t, which checks all
+// that a start checks short of binding.
+//
+// A master with -pidfile holds the file locked (flock) for its whole life,
+// handing the locked descriptor to the new image across an upgrade; a
+// second master on the file refuses to start, and -s signals the pid in it
+// only while a master holds the lock.
 //
 // Like master and worker, cmd builds on Linux only; the packages a method
 // or a client imports (rpc, protocol, client, handlers) build everywhere.

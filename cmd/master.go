@@ -4,6 +4,7 @@ package cmd
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -26,12 +27,26 @@ func catchMasterSignals(s *settings) (chan os.Signal, func()) {
 	return sigs, func() { signal.Stop(sigs) }
 }
 
+// runMaster runs the master until it stops. Like a bad flag, a -listen
+// that cannot be bound and a pidfile another master holds are said on
+// stderr, before any log is opened.
 func runMaster(s *settings, stderr io.Writer, sigs chan os.Signal) int {
+	if err := checkListen(s.listen); err != nil {
+		fmt.Fprintf(stderr, "rpcd: %v\n", err)
+		return 2
+	}
+	pid, err := lockPidfile(s.pidFile, os.Getenv(master.InheritEnv))
+	if err != nil {
+		fmt.Fprintf(stderr, "rpcd: %v\n", err)
+		return 1
+	}
+	defer pid.remove()
 	logOut := newLogOutput(&s.options, stderr)
 	log := newLogger(&s.options, logOut).With(zap.String("role", "master"))
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush
-	defer writePidfile(&s.options, log)()
-	m, err := master.New(masterConfig(s, logOut, sigs, newServiceNotifier(log)), log)
+	cfg := masterConfig(s, logOut, sigs, newServiceNotifier(log))
+	cfg.PidFile = pid.file()
+	m, err := master.New(cfg, log)
 	if err == nil {
 		log.Info("starting", zap.String("version", version()), zap.Int("pid", os.Getpid()),
 			zap.String("listen", s.listen), zap.Int("workers", s.workers))

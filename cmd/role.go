@@ -45,17 +45,31 @@ func currentRole() (role, error) {
 	return r, nil
 }
 
+// workerTraceback is the GOTRACEBACK a worker runs with, unless the master's
+// own asks for as much or more: when the master's watchdog sends a hung
+// worker SIGABRT, the Go runtime then writes every goroutine's stack to the
+// worker's stderr, without a core file.
+const workerTraceback = "all"
+
 // workerEnv is the environment workers start with: the master's own,
 // without the service manager's socket (only the master speaks for the
-// service), and with args in workerArgsEnv.
+// service), with GOTRACEBACK at least workerTraceback, and with args in
+// workerArgsEnv.
 func workerEnv(args []string) []string {
 	var env []string
+	traceback := workerTraceback
 	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if name != notifySocketEnv && name != workerArgsEnv {
+		name, val, _ := strings.Cut(kv, "=")
+		switch name {
+		case notifySocketEnv, workerArgsEnv:
+		case "GOTRACEBACK":
+			if val == "system" || val == "crash" {
+				traceback = val
+			}
+		default:
 			env = append(env, kv)
 		}
 	}
 	enc, _ := json.Marshal(args) // a []string always encodes
-	return append(env, workerArgsEnv+"="+string(enc))
+	return append(env, "GOTRACEBACK="+traceback, workerArgsEnv+"="+string(enc))
 }

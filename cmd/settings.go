@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"sort"
 
 	"github.com/rpcd/rpcd/master"
@@ -47,11 +48,14 @@ func parseSettings(args []string, exts []Extension, out io.Writer) (*settings, e
 }
 
 // resolve is the master's resolution of the next generation's settings on
-// SIGHUP: args parsed, then finished as at start.
+// SIGHUP: args parsed, then finished and the address checked as at start.
 func resolve(args []string, exts []Extension) (*settings, error) {
 	s, err := parseSettings(args, exts, io.Discard)
 	if err == nil {
 		err = s.finish()
+	}
+	if err == nil {
+		err = checkListen(s.listen)
 	}
 	if err != nil {
 		return nil, err
@@ -79,6 +83,17 @@ func (s *settings) check() error {
 		if err := e.Check(); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkListen validates a -listen address as binding it would, short of
+// binding: its syntax, its port range, and that its host resolves. The
+// master (at start and on SIGHUP) and -t check it; -check, which only
+// dials it, reports a bad address its own way.
+func checkListen(listen string) error {
+	if _, err := net.ResolveTCPAddr("tcp", listen); err != nil {
+		return fmt.Errorf("-listen=%s: %w", listen, err)
 	}
 	return nil
 }

@@ -95,6 +95,10 @@ type Config struct {
 	Signals chan os.Signal
 	// Hooks report state changes.
 	Hooks Hooks
+	// PidFile, if set, is the pidfile the caller holds locked for the
+	// master's whole life. An upgrade hands its descriptor, and so the
+	// lock, over to the new image, which gets it from InheritedPidFile.
+	PidFile *os.File
 }
 
 // withDefaults validates cfg and fills in its zero values.

@@ -60,8 +60,11 @@
 // that waits for children, and only one Master may run per process. A
 // serving worker that exits is replaced in its slot after a per-slot
 // exponential backoff; a worker that sends no status byte for
-// Generation.WorkerTimeout is killed and replaced; a worker asking to
-// be recycled gets a replacement first and drains once it is ready. Run
+// Generation.WorkerTimeout is sent SIGABRT, so that a Go worker run with
+// GOTRACEBACK=all writes every goroutine's stack to its stderr as it dies,
+// then SIGKILL if it still runs abortGrace (2s) later, and is replaced; a
+// worker asking to be recycled gets a replacement first and drains once it
+// is ready. Run
 // fails only when no worker can start at all: every slot failed several
 // times in a row before any worker ever became ready. Crashes after that
 // never stop the master.
@@ -85,23 +88,31 @@
 //     stragglers SIGKILL after Generation.ShutdownTimeout; Run returns nil.
 //   - SIGHUP: reload. Config.Reload supplies the next Generation; an
 //     error is logged and changes nothing. Otherwise a new generation rolls
-//     out, with a changed worker count or address applied.
+//     out, with a changed worker count or address applied; a changed
+//     address is logged at warn, with the old and the new one.
 //   - SIGUSR2: upgrade in place. The binary at Path must pass a run with
 //     Config.CheckArgs within 10s, during which the master supervises as
 //     usual; then the master clears close-on-exec on the sockets
-//     and status pipes, describes them and its workers in InheritEnv, and
+//     and status pipes (and Config.PidFile, whose lock goes with its
+//     descriptor), describes them and its workers in InheritEnv, and
 //     execs itself, keeping its pid (so its workers keep their parent). The
-//     new image adopts them (Config.Inherited) and rolls out a new
-//     generation; if that fails, the adopted workers keep serving.
-//   - SIGTTIN, SIGTTOU: one slot more, one slot fewer (never below one).
-//     A reload applies the configured count again.
+//     new image adopts them (Config.Inherited, InheritedPidFile) and rolls
+//     out a new generation; if that fails, the adopted workers keep serving.
+//   - SIGTTIN, SIGTTOU: one slot more, one slot fewer (never below one),
+//     for each one read. A reload applies the configured count again.
 //   - SIGUSR1: Config.Reopen, then ReopenSignal to every ready worker.
 //
 // Reload, upgrade and scaling that arrive while a generation is rolling out
 // wait for it to finish; a reload or an upgrade that arrives while a new
 // binary is checked waits for the check, and goes to the new image if that
-// runs. Repeated requests merge into one. Master.Signal feeds a signal
-// through the same path.
+// runs. Repeated requests merge into one, except SIGTTIN and SIGTTOU, each
+// of which counts. Master.Signal feeds a signal through the same path.
+//
+// No signal that reaches the channel is lost: it buffers far more than a
+// burst. But the kernel merges a standard signal with a repeat sent while
+// it is pending, and the Go runtime merges it with one not yet read by
+// os/signal, so identical signals sent in a quick burst may count once.
+// For an exact worker count, set Generation.Workers and reload.
 //
 // A process that will run a Master calls CatchSignals first thing and
 // passes the channel in Config.Signals: a signal that arrives while it

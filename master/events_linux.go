@@ -22,11 +22,29 @@ func (m *Master) onSignal(sig os.Signal) {
 	if act != actReap {
 		m.log.Info("signal received", zap.Stringer("signal", sig))
 	}
+	switch act {
+	case actAddWorker:
+		m.state.slotsToAdd++
+	case actRemoveWorker:
+		m.state.slotsToDrop++
+	}
 	m.request(act)
 }
 
-// request records act for step; repeated requests merge.
+// request records act for step; repeated requests merge, except that
+// onSignal counts the slots to add and to remove.
 func (m *Master) request(act action) { m.state.requested |= act }
+
+// dropRequest forgets a request that will not be carried out.
+func (m *Master) dropRequest(act action) {
+	m.state.requested &^= act
+	switch act {
+	case actAddWorker:
+		m.state.slotsToAdd = 0
+	case actRemoveWorker:
+		m.state.slotsToDrop = 0
+	}
+}
 
 // onPipe routes what a child wrote to the upgrade check or a worker.
 func (m *Master) onPipe(ev pipeEvent) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,15 +25,19 @@ func (m *Master) handedOverFDs() []int {
 			fds = append(fds, rawFD(w.status))
 		}
 	}
+	if f := m.cfg.PidFile; f != nil {
+		fds = append(fds, rawFD(f))
+	}
 	return fds
 }
 
 // handover describes the sockets and workers for the new image, and the
 // signals it is to act on as if it had caught them:
 //
-//	v1 gen=G listen=L socks=FD,FD w=PID:SLOT:GEN:FD:READY:ROLE,... sigs=N,N
+//	v1 gen=G listen=L socks=FD,FD w=PID:SLOT:GEN:FD:READY:ROLE,... sigs=N,N pidfile=FD
 //
-// READY is 0 or 1, ROLE s (serving) or r (retiring).
+// READY is 0 or 1, ROLE s (serving) or r (retiring); pidfile is there
+// when Config.PidFile is set.
 func (m *Master) handover(sigs []os.Signal) string {
 	var socks, workers []string
 	for _, s := range m.state.slots {
@@ -57,8 +62,31 @@ func (m *Master) handover(sigs []os.Signal) string {
 			nums = append(nums, strconv.Itoa(int(n)))
 		}
 	}
-	return fmt.Sprintf("v1 gen=%d listen=%s socks=%s w=%s sigs=%s", m.state.gen, m.state.settings.Listen,
+	desc := fmt.Sprintf("v1 gen=%d listen=%s socks=%s w=%s sigs=%s", m.state.gen, m.state.settings.Listen,
 		strings.Join(socks, ","), strings.Join(workers, ","), strings.Join(nums, ","))
+	if f := m.cfg.PidFile; f != nil {
+		desc += fmt.Sprintf(" pidfile=%d", rawFD(f))
+	}
+	return desc
+}
+
+// InheritedPidFile returns the locked pidfile that the image which
+// executed this one handed over in inherited (the value of InheritEnv), or
+// nil if there is none. Its lock is already held: the caller passes it on
+// in Config.PidFile rather than locking the file anew, which would fail
+// against its own lock.
+func InheritedPidFile(inherited string) (*os.File, error) {
+	if inherited == "" {
+		return nil, nil
+	}
+	h, err := parseHandover(inherited)
+	if err != nil || h.pidFD < 0 {
+		return nil, err
+	}
+	if err := setCloexec([]int{h.pidFD}, true); err != nil {
+		return nil, fmt.Errorf("adopt pidfile: %w", err)
+	}
+	return os.NewFile(uintptr(h.pidFD), "pidfile"), nil
 }
 
 // rawFD returns f's descriptor without f.Fd, which would make it blocking.
@@ -98,7 +126,7 @@ func (m *Master) adopt(desc string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if err := setCloexec(append(h.socks, h.statusFDs()...), true); err != nil {
+	if err := setCloexec(h.fds(), true); err != nil {
 		return fmt.Errorf("adopt: %w", err)
 	}
 	m.state.gen = h.gen
@@ -160,6 +188,7 @@ type handoverState struct {
 	socks   []int
 	workers []adopted
 	sigs    []os.Signal // caught by the previous image, not acted on
+	pidFD   int         // the locked pidfile's descriptor; -1 if none
 }
 
 type adopted struct {
@@ -168,16 +197,21 @@ type adopted struct {
 	role                     role
 }
 
-func (h handoverState) statusFDs() []int {
-	fds := make([]int, len(h.workers))
-	for i, w := range h.workers {
-		fds[i] = w.statusFD
+// fds lists every descriptor handed over, none of which a worker this image
+// starts may inherit.
+func (h handoverState) fds() []int {
+	fds := slices.Clone(h.socks)
+	for _, w := range h.workers {
+		fds = append(fds, w.statusFD)
+	}
+	if h.pidFD >= 0 {
+		fds = append(fds, h.pidFD)
 	}
 	return fds
 }
 
 func parseHandover(desc string) (handoverState, error) {
-	var h handoverState
+	h := handoverState{pidFD: -1}
 	fields := strings.Fields(desc)
 	if len(fields) == 0 || fields[0] != "v1" {
 		return h, fmt.Errorf("adopt: unknown handover %q", desc)
@@ -196,6 +230,8 @@ func parseHandover(desc string) (handoverState, error) {
 			h.workers, err = parseWorkers(val)
 		case "sigs":
 			h.sigs, err = parseSignals(val)
+		case "pidfile":
+			h.pidFD, err = strconv.Atoi(val)
 		}
 		if err != nil {
 			return h, fmt.Errorf("adopt: parse %s: %w", key, err)

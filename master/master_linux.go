@@ -60,6 +60,8 @@ type supervisorState struct {
 	roll         *rollout        // the generation being started, if any
 	check        *binaryCheck    // the upgrade's check run, if any
 	requested    action          // asked for by signals, not carried out yet
+	slotsToAdd   int             // SIGTTINs received, not carried out yet
+	slotsToDrop  int             // SIGTTOUs received, not carried out yet
 	nextSeq      uint64          // identifies spawned children
 	everReady    bool            // some worker has reported ready
 	announced    bool            // "master ready" logged and OnReady called

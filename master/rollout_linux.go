@@ -78,6 +78,10 @@ func (m *Master) reloaded(err error) {
 // The running generation is untouched until they are all ready.
 func (m *Master) startRollout(g Generation, why string, now time.Time) {
 	r := &rollout{gen: m.state.gen + 1, settings: g, why: why}
+	if g.Listen != m.state.settings.Listen {
+		m.log.Warn("new generation moves the listen address", zap.String("reason", why),
+			zap.String("old", m.state.settings.Listen), zap.String("new", g.Listen))
+	}
 	if err := m.bindRollout(r); err != nil {
 		m.log.Error(why+" failed; keeping the running generation", zap.Error(err))
 		m.reloaded(err)

@@ -22,9 +22,12 @@ var signalActions = map[os.Signal]action{
 	unix.SIGTTOU: actRemoveWorker,
 }
 
-// signalBuffer is how many signals wait for the loop before more are
-// dropped; the kernel merges a pending signal with its repeats anyway.
-const signalBuffer = 32
+// signalBuffer is how many signals may wait for the loop; os/signal drops
+// what arrives while it is full. It holds far more than a burst of
+// separate deliveries: the kernel merges a signal with its repeats while
+// one is pending, and the Go runtime while one waits for os/signal, so
+// identical signals sent faster than they are read count once.
+const signalBuffer = 256
 
 // CatchSignals starts catching the signals a master acts on and returns the
 // channel that buffers them, for Config.Signals. A process that will run a

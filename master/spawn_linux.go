@@ -49,6 +49,7 @@ type worker struct {
 	ready    bool
 	recycle  bool      // asked to be replaced, no replacement started yet
 	killed   bool      // sent SIGKILL
+	killAt   time.Time // timed out and sent SIGABRT: when it gets SIGKILL
 	lastBeat time.Time // last status byte
 	drainBy  time.Time // retiring: when it gets SIGKILL
 }

@@ -20,7 +20,9 @@ const (
 
 // requestOrder is the order in which step carries out requests: reap
 // before deciding anything, stop before starting anything, the upgrade
-// last. Each runs once per request, however often it was asked for.
+// last. Each runs once however often it was asked for, except that
+// addWorker and removeWorker carry out every slot counted (one per SIGTTIN
+// or SIGTTOU received).
 var requestOrder = []struct {
 	act action
 	run func(m *Master, now time.Time)
@@ -71,7 +73,8 @@ func (m *Master) step(now time.Time) {
 	m.endCheck(now)
 	m.forgetFailures(now)
 	m.killUnready(now)
-	m.killHung(now)
+	m.abortHung(now)
+	m.killAborted(now)
 	m.killDrained(now)
 	m.killCheck(now)
 	m.spawnDue(now)
@@ -83,7 +86,7 @@ func (m *Master) step(now time.Time) {
 func (m *Master) runRequests(now time.Time) {
 	for _, r := range requestOrder {
 		if m.state.stopping && r.act != actReap {
-			m.state.requested &^= r.act
+			m.dropRequest(r.act)
 			continue
 		}
 		if m.state.requested&r.act == 0 || m.waits(r.act) {
@@ -128,6 +131,9 @@ func (m *Master) nextDeadline(now time.Time) (at time.Time, ok bool) {
 	for _, w := range m.state.workers {
 		if !w.ready && !w.killed && w.role != retiring {
 			consider(w.started.Add(m.state.settings.StartTimeout))
+		}
+		if !w.killAt.IsZero() && !w.killed {
+			consider(w.killAt) // a timed-out worker's grace after SIGABRT
 		}
 	}
 	return at, ok

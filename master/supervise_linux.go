@@ -72,20 +72,41 @@ func (m *Master) killUnready(now time.Time) {
 	}
 }
 
-// killHung is the watchdog: it kills ready workers that have sent no status
-// byte for WorkerTimeout. They are then replaced like a crash.
-func (m *Master) killHung(now time.Time) {
+// abortGrace is how long a hung worker has, after SIGABRT, to write its
+// goroutines' stacks and exit before it is sent SIGKILL.
+const abortGrace = 2 * time.Second
+
+// abortHung is the watchdog: it sends SIGABRT to ready workers that have
+// sent no status byte for WorkerTimeout, so that a Go worker dumps its
+// goroutines' stacks on its stderr (with GOTRACEBACK=all) as it dies;
+// killAborted sends SIGKILL after abortGrace. They are then replaced like a
+// crash.
+func (m *Master) abortHung(now time.Time) {
 	timeout := m.state.settings.WorkerTimeout
 	if timeout <= 0 || m.state.stopping {
 		return
 	}
 	for _, w := range m.state.workers {
-		if !w.ready || w.killed || now.Sub(w.lastBeat) < timeout {
+		if !w.ready || w.killed || !w.killAt.IsZero() || now.Sub(w.lastBeat) < timeout {
 			continue
 		}
 		m.log.Warn("worker timed out; killing", zap.Int("slot", w.slot.index), zap.Int("pid", w.pid),
-			zap.Duration("silent", now.Sub(w.lastBeat)), zap.Duration("timeout", timeout))
-		m.kill(w)
+			zap.Duration("silent", now.Sub(w.lastBeat)), zap.Duration("timeout", timeout),
+			zap.Stringer("signal", unix.SIGABRT), zap.Duration("sigkill_after", abortGrace))
+		w.killAt = now.Add(abortGrace)
+		m.signalWorker(w, unix.SIGABRT)
+	}
+}
+
+// killAborted sends SIGKILL to the workers that abortHung sent SIGABRT and
+// that have not exited within abortGrace.
+func (m *Master) killAborted(now time.Time) {
+	for _, w := range m.state.workers {
+		if !w.killAt.IsZero() && !w.killed && !now.Before(w.killAt) {
+			m.log.Warn("timed-out worker still running after SIGABRT; killing", zap.Int("pid", w.pid),
+				zap.Duration("grace", abortGrace))
+			m.kill(w)
+		}
 	}
 }
 

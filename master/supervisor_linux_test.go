@@ -24,6 +24,7 @@ type fakeSys struct {
 	sent    map[int][]os.Signal
 	exits   []fakeExit
 	execs   [][]string // env of each exec
+	onExec  func()     // if set, runs at each exec
 }
 
 type fakeChild struct {
@@ -68,6 +69,9 @@ func (f *fakeSys) reap() (int, unix.WaitStatus, bool) {
 
 func (f *fakeSys) exec(_ string, _, env []string) error {
 	f.execs = append(f.execs, env)
+	if f.onExec != nil {
+		f.onExec()
+	}
 	return os.ErrPermission // the test process carries on
 }
 
@@ -415,6 +419,7 @@ func TestTimedDecisions(t *testing.T) {
 		{name: "silent ready worker killed", wantKill: true, run: func(s *sim) int {
 			s.readyAll()
 			s.after(3 * time.Second)
+			s.after(abortGrace) // SIGABRT first (TestWatchdogAbortsThenKills)
 			return s.slotPids()[0]
 		}},
 		{name: "heartbeat keeps a worker", run: func(s *sim) int {
@@ -705,5 +710,142 @@ func TestCheckResult(t *testing.T) {
 	}
 	if want := "check new binary /bin/rpcd: process 7 exited: exit status 2: bad flag"; err.Error() != want {
 		t.Errorf("error %q, want %q", err, want)
+	}
+}
+
+// The watchdog sends a silent worker SIGABRT, for the stack dump, and
+// SIGKILL only if it is still running abortGrace later.
+func TestWatchdogAbortsThenKills(t *testing.T) {
+	tests := []struct {
+		name     string
+		exits    bool // the worker dies of its SIGABRT within the grace
+		wantKill bool
+	}{
+		{name: "still running after the grace", wantKill: true},
+		{name: "exits on SIGABRT", exits: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSim(t, 1)
+			s.readyAll()
+			hung := s.slotPids()[0]
+			s.after(3*time.Second - time.Millisecond)
+			if len(s.sys.sent[hung]) != 0 {
+				t.Fatalf("worker sent %v before its timeout", s.sys.sent[hung])
+			}
+			s.after(time.Millisecond)
+			if !s.got(hung, unix.SIGABRT) || s.got(hung, unix.SIGKILL) {
+				t.Fatalf("at the timeout, worker sent %v; want SIGABRT alone", s.sys.sent[hung])
+			}
+			if at, ok := s.m.nextDeadline(s.now); !ok || !at.Equal(s.now.Add(abortGrace)) {
+				t.Errorf("next deadline %v, %v; want the end of the grace, %v", at, ok, s.now.Add(abortGrace))
+			}
+			if tt.exits {
+				s.exit(hung, exitStatus(2, 0)) // the Go runtime's exit after its dump
+			}
+			s.after(abortGrace - time.Millisecond)
+			if s.got(hung, unix.SIGKILL) {
+				t.Fatal("SIGKILL before the grace ended")
+			}
+			s.after(time.Millisecond)
+			if got := s.got(hung, unix.SIGKILL); got != tt.wantKill {
+				t.Fatalf("SIGKILL after the grace: %v, want %v", got, tt.wantKill)
+			}
+			if n := len(s.sys.sent[hung]); n != 1+btoi(tt.wantKill) {
+				t.Errorf("worker sent %v; want each signal once", s.sys.sent[hung])
+			}
+			if !tt.exits {
+				s.exit(hung, exitStatus(0, unix.SIGKILL))
+			}
+			s.after(time.Second) // the slot's restart backoff
+			if pid := s.slotPids()[0]; pid == hung || pid == 0 {
+				t.Errorf("slot runs %d after the hung worker %d, want a new worker", pid, hung)
+			}
+		})
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Every SIGTTIN or SIGTTOU that reaches the loop counts: a burst read in
+// one turn changes the worker count by as many slots.
+func TestScaleCountsEverySignal(t *testing.T) {
+	s := newSim(t, 1)
+	s.readyAll()
+	for range 20 {
+		s.m.onSignal(unix.SIGTTIN)
+	}
+	s.step()
+	if n := len(s.m.state.slots); n != 21 {
+		t.Fatalf("%d slots after 20 SIGTTINs in one turn, want 21", n)
+	}
+	if n := len(s.m.state.workers); n != 21 {
+		t.Fatalf("%d workers started, want 21", n)
+	}
+	s.readyAll()
+	for range 25 {
+		s.m.onSignal(unix.SIGTTOU)
+	}
+	s.step()
+	if n := len(s.m.state.slots); n != 1 {
+		t.Fatalf("%d slots after 25 SIGTTOUs in one turn, want 1 (never fewer)", n)
+	}
+	if s.m.state.slotsToAdd != 0 || s.m.state.slotsToDrop != 0 {
+		t.Errorf("slots still to add %d, to drop %d; want none", s.m.state.slotsToAdd, s.m.state.slotsToDrop)
+	}
+	s.m.onSignal(unix.SIGTTIN)
+	s.step()
+	if n := len(s.m.state.slots); n != 2 {
+		t.Errorf("%d slots after one more SIGTTIN, want 2: the excess SIGTTOUs must not linger", n)
+	}
+}
+
+// A stop drops the slots still counted to add.
+func TestStopDropsCountedSlots(t *testing.T) {
+	s := newSim(t, 1)
+	s.readyAll()
+	for range 5 {
+		s.m.onSignal(unix.SIGTTIN)
+	}
+	s.m.onSignal(unix.SIGTERM)
+	s.step()
+	if n, add := len(s.m.state.slots), s.m.state.slotsToAdd; n != 1 || add != 0 {
+		t.Errorf("%d slots, %d still to add after a stop; want 1 and 0", n, add)
+	}
+}
+
+// A reload that moves the server to another address says so at warn, with
+// both addresses.
+func TestReloadWarnsOfMovedListen(t *testing.T) {
+	tests := []struct {
+		name, next string
+		wantWarn   bool
+	}{
+		{name: "same address", next: "127.0.0.1:0"},
+		{name: "moved", next: "[::1]:0", wantWarn: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSimWith(t, 1, func(cfg *Config) {
+				cfg.Reload = func() (Generation, error) { return Generation{Listen: tt.next, Workers: 1}, nil }
+			})
+			s.readyAll()
+			s.signal(unix.SIGHUP)
+			warns := s.logs.FilterLevelExact(zapcore.WarnLevel).FilterMessage("new generation moves the listen address").All()
+			if got := len(warns) == 1; got != tt.wantWarn {
+				t.Fatalf("%d warnings of a moved address, want one: %v", len(warns), tt.wantWarn)
+			}
+			if tt.wantWarn {
+				f := warns[0].ContextMap()
+				if f["old"] != "127.0.0.1:0" || f["new"] != tt.next {
+					t.Errorf("warning names old %v, new %v; want 127.0.0.1:0 and %s", f["old"], f["new"], tt.next)
+				}
+			}
+		})
 	}
 }

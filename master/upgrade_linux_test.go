@@ -27,12 +27,15 @@ func TestParseHandover(t *testing.T) {
 				{pid: 100, slot: 0, gen: 3, statusFD: 7, ready: true, role: serving},
 				{pid: 101, slot: 1, gen: 3, statusFD: 8, ready: false, role: serving},
 				{pid: 90, slot: 2, gen: 2, statusFD: 9, ready: true, role: retiring},
-			}},
+			}, pidFD: -1},
 		},
 		{name: "no workers", desc: "v1 gen=1 listen=:8080 socks=3 w=",
-			want: handoverState{gen: 1, listen: ":8080", socks: []int{3}}},
+			want: handoverState{gen: 1, listen: ":8080", socks: []int{3}, pidFD: -1}},
 		{name: "pending signals", desc: "v1 gen=1 listen=:8080 socks=3 w= sigs=1,15",
-			want: handoverState{gen: 1, listen: ":8080", socks: []int{3}, sigs: []os.Signal{unix.SIGHUP, unix.SIGTERM}}},
+			want: handoverState{gen: 1, listen: ":8080", socks: []int{3}, sigs: []os.Signal{unix.SIGHUP, unix.SIGTERM}, pidFD: -1}},
+		{name: "locked pidfile", desc: "v1 gen=1 listen=:8080 socks=3 w= sigs= pidfile=7",
+			want: handoverState{gen: 1, listen: ":8080", socks: []int{3}, pidFD: 7}},
+		{name: "bad pidfile", desc: "v1 gen=1 listen=:1 socks=3 pidfile=x", wantErr: "parse pidfile"},
 		{name: "unhandled signal", desc: "v1 gen=1 listen=:1 socks=3 sigs=9", wantErr: "parse sigs"},
 		{name: "unknown version", desc: "v2 gen=1", wantErr: "unknown handover"},
 		{name: "no sockets", desc: "v1 gen=1 listen=:1 w=", wantErr: "no sockets"},
@@ -114,4 +117,50 @@ func TestSupervisesDuringCheck(t *testing.T) {
 	if msg := fmt.Sprint(failed.ContextMap()["error"]); !strings.Contains(msg, "exit status 1: check failed on purpose") {
 		t.Errorf("upgrade error %q, want the check's status and output", msg)
 	}
+}
+
+// An upgrade hands the locked pidfile over: its descriptor survives the
+// exec (close-on-exec cleared), the handover names it, and the new image
+// gets it back with close-on-exec set again. A failed exec sets it back.
+func TestUpgradeHandsOverPidFile(t *testing.T) {
+	f, err := os.Create(t.TempDir() + "/rpcd.pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fd := rawFD(f)
+	var cloexecAtExec bool
+	s := newSimWith(t, 1, func(cfg *Config) { cfg.PidFile = f })
+	s.sys.onExec = func() { cloexecAtExec = hasCloexec(t, fd) }
+	s.readyAll()
+	s.signal(unix.SIGUSR2)
+	check := s.lastStarted()
+	s.m.onPipe(pipeEvent{seq: s.m.state.check.seq, eof: true})
+	s.exit(check, exitStatus(0, 0))
+	if len(s.sys.execs) != 1 {
+		t.Fatalf("%d execs, want 1", len(s.sys.execs))
+	}
+	if cloexecAtExec {
+		t.Error("the pidfile was close-on-exec at the exec")
+	}
+	if !hasCloexec(t, fd) {
+		t.Error("close-on-exec not set back after the failed exec")
+	}
+	handover := handoverOf(s.sys.execs[0])
+	got, err := InheritedPidFile(handover)
+	if err != nil || got == nil || rawFD(got) != fd {
+		t.Fatalf("InheritedPidFile(%q) = %v, %v; want descriptor %d", handover, got, err, fd)
+	}
+	if none, err := InheritedPidFile("v1 gen=1 listen=127.0.0.1:1 socks=3"); none != nil || err != nil {
+		t.Errorf("a handover without a pidfile gave %v, %v", none, err)
+	}
+}
+
+func hasCloexec(t *testing.T, fd int) bool {
+	t.Helper()
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return flags&unix.FD_CLOEXEC != 0
 }

@@ -28,6 +28,10 @@ import (
 func TestMain(m *testing.M) {
 	rpcdtest.Main(m, func() {
 		failWorkerIfAsked()
+		if os.Getenv(spinMethodEnv) == "1" {
+			mainWithSpin()
+			return
+		}
 		main()
 	})
 }

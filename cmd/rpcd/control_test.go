@@ -1,0 +1,192 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rpcd/rpcd/cmd"
+	"github.com/rpcd/rpcd/cmd/cacheext"
+	"github.com/rpcd/rpcd/cmd/rpcdtest"
+	"github.com/rpcd/rpcd/handlers/cache"
+	"github.com/rpcd/rpcd/rpc"
+)
+
+// spinMethodEnv, set to 1, makes the test binary serve test.spin too: an
+// inline method that never returns, so its worker's event loop stops.
+const spinMethodEnv = "RPCD_TEST_SPIN_METHOD"
+
+// mainWithSpin is main with test.spin registered.
+func mainWithSpin() {
+	store := cache.New()
+	reg := registry(store)
+	reg.Register("test.spin", rpc.Inline, spinForever)
+	cmd.Main(reg, cacheext.New(store))
+}
+
+// spinForever is a handler stuck in a loop that never yields.
+//
+//go:noinline
+func spinForever(context.Context, []byte, *rpc.Reply) error {
+	for n := 0; ; n++ {
+		if n < 0 {
+			return nil
+		}
+	}
+}
+
+// A worker whose event loop is stuck in a handler is sent SIGABRT at
+// -worker-timeout: its stderr then holds every goroutine's stack, the
+// spinning handler's included, and its slot gets a new worker.
+func TestHungWorkerLeavesStacks(t *testing.T) {
+	t.Setenv(spinMethodEnv, "1")
+	s := startServer(t, "-workers=1", "-worker-timeout=2s")
+	hung := s.workerPids()[0]
+	c := dial(t, s.addr)
+	if err := c.send("test.spin", "null"); err != nil {
+		t.Fatal(err)
+	}
+	s.logs.wait(t, 15*time.Second, func(e logEntry) bool {
+		return e.Msg == "worker timed out; killing" && e.Fields["pid"] == float64(hung) && e.Fields["signal"] == "aborted"
+	})
+	s.logs.wait(t, 15*time.Second, func(e logEntry) bool {
+		pid, _ := e.Fields["pid"].(float64)
+		return e.Msg == "worker ready" && int(pid) != hung && e.Fields["role"] == "master"
+	})
+	var stacks, spinning int
+	for _, e := range s.logs.all() {
+		switch {
+		case strings.HasPrefix(e.raw, "goroutine "):
+			stacks++
+		case strings.Contains(e.raw, "spinForever("):
+			spinning++
+		}
+	}
+	if stacks < 2 || spinning == 0 {
+		t.Fatalf("%d goroutine stacks, %d naming spinForever, want every goroutine's and the handler's; output:\n%s",
+			stacks, spinning, s.logs.dump())
+	}
+	if n := countMsg(s.logs.all(), "timed-out worker still running after SIGABRT; killing"); n != 0 {
+		t.Errorf("the worker needed SIGKILL after its SIGABRT (%d times)", n)
+	}
+	mustPing(t, dial(t, s.addr), `"after the hung worker"`)
+}
+
+// Each SIGTTIN that reaches the master adds a slot. They are sent one at
+// a time, each once the master has logged the one before: the kernel and
+// the Go runtime merge a signal with a repeat that is still pending.
+func TestEverySignalledTTINAddsAWorker(t *testing.T) {
+	const n = 5
+	s := startServer(t, "-workers=1")
+	for i := range n {
+		signal(t, s, syscall.SIGTTIN)
+		waitLog(t, s, 0, 10*time.Second, "SIGTTIN received", func(es []logEntry) bool {
+			return countSignal(es, "stopped (tty input)") == i+1
+		})
+	}
+	waitLog(t, s, 0, 30*time.Second, "the added workers ready", func(es []logEntry) bool {
+		return countMsg(es, "adding worker") == n && findMsg(es, "worker ready", "slot", float64(n)) != nil
+	})
+	if got := len(s.workerPids()); got != n+1 {
+		t.Fatalf("%d workers after %d SIGTTINs, want %d", got, n, n+1)
+	}
+}
+
+// The master holds its pidfile locked for its whole life, across an
+// upgrade: a second master on the same file refuses to start, and -s stop
+// reaches the master after the upgrade.
+func TestPidfileLockedAcrossUpgrade(t *testing.T) {
+	dir := t.TempDir()
+	bin, pidfile := filepath.Join(dir, "rpcd"), filepath.Join(dir, "rpcd.pid")
+	installBinary(t, bin)
+	s := launchBinary(t, bin, "-listen=127.0.0.1:0", "-workers=1", "-log-format=json", "-pidfile="+pidfile)
+	s.logs.wait(t, 30*time.Second, func(e logEntry) bool { return e.Msg == "master ready" })
+	secondMasterRefuses(t, pidfile, s.pid())
+
+	from := len(s.logs.all())
+	signal(t, s, syscall.SIGUSR2)
+	waitLog(t, s, from, 60*time.Second, "upgraded generation ready", func(es []logEntry) bool {
+		return findMsg(es, "new generation ready", "reason", "upgrade") != nil
+	})
+	if b, err := os.ReadFile(pidfile); err != nil || string(b) != strconv.Itoa(s.pid())+"\n" {
+		t.Fatalf("pidfile holds %q, %v after the upgrade; want %d", b, err, s.pid())
+	}
+	secondMasterRefuses(t, pidfile, s.pid())
+	control(t, pidfile, "stop")
+	if code := s.waitExit(20 * time.Second); code != 0 {
+		t.Fatalf("master exited %d, want 0", code)
+	}
+	if _, err := os.Stat(pidfile); !os.IsNotExist(err) {
+		t.Errorf("pidfile left behind: %v", err)
+	}
+	// Left behind by a master that was killed, the file holds a pid that
+	// may be reused: -s must not signal it.
+	if err := os.WriteFile(pidfile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := rpcdtest.Command(os.Args[0], "-s", "stop", "-pidfile="+pidfile).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "is stale") {
+		t.Fatalf("-s stop on a stale pidfile: %v: %s; want a refusal", err, out)
+	}
+}
+
+// secondMasterRefuses starts another master on pidfile and checks that it
+// exits 1 naming the running one, leaving the file as it was.
+func secondMasterRefuses(t *testing.T, pidfile string, running int) {
+	t.Helper()
+	second := rpcdtest.Command(os.Args[0], "-listen=127.0.0.1:0", "-workers=1", "-log-format=json", "-pidfile="+pidfile)
+	out, err := second.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("second master: %v, want exit 1; output:\n%s", err, out)
+	}
+	if want := "locked by a running master (pid " + strconv.Itoa(running) + ")"; !strings.Contains(string(out), want) {
+		t.Errorf("second master said %s; want %q", out, want)
+	}
+	if b, err := os.ReadFile(pidfile); err != nil || string(b) != strconv.Itoa(running)+"\n" {
+		t.Errorf("pidfile holds %q, %v after the refusal; want %d", b, err, running)
+	}
+}
+
+// A configuration file that sets nothing, as one truncated mid-deploy, is
+// refused by -t and by SIGHUP: the server stays on its configured address
+// instead of moving to the default one.
+func TestEmptyConfigKeepsServer(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "rpcd.yaml")
+	if err := os.WriteFile(conf, []byte("listen: 127.0.0.1:0\nworkers: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := launch(t, "-config="+conf, "-log-format=json")
+	s.logs.allowErrors("reload failed; keeping the running generation")
+	ready := s.logs.wait(t, 30*time.Second, func(e logEntry) bool { return e.Msg == "master ready" })
+	s.addr, _ = ready.Fields["addr"].(string)
+	c := dial(t, s.addr)
+	mustPing(t, c, `"before"`)
+
+	if err := os.WriteFile(conf, []byte("# listen: 127.0.0.1:9000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := rpcdtest.Command(os.Args[0], "-t", "-config="+conf).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "sets nothing") {
+		t.Fatalf("rpcd -t on a file that sets nothing: %v: %s; want a refusal", err, out)
+	}
+	from := len(s.logs.all())
+	signal(t, s, syscall.SIGHUP)
+	waitLog(t, s, from, 10*time.Second, "reload refused", func(es []logEntry) bool {
+		return countMsg(es, "reload failed; keeping the running generation") == 1
+	})
+	if n := countMsg(s.logs.all()[from:], "starting new generation"); n != 0 {
+		t.Fatalf("a file that sets nothing started %d generations", n)
+	}
+	mustPing(t, c, `"after"`)
+	mustPing(t, dial(t, s.addr), `"new connection after"`)
+}
