@@ -27,6 +27,22 @@ const (
 	releaseEvery = 2 * time.Second
 )
 
+// heapHeadroom is what a worker's process needs beyond its memory budget:
+// the runtime, the shared buffers, the offload pool and idle connections.
+const heapHeadroom = 16 << 20
+
+// HeapLimit is the soft memory limit (debug.SetMemoryLimit) that suits a
+// process running one worker with memory budget maxBuffer (0: the default).
+// Under it the garbage collector runs before the buffers a burst of hostile
+// connections left behind double the heap; buffers are reallocated as
+// frames grow, so garbage comes quickly under such a burst.
+func HeapLimit(maxBuffer int) int64 {
+	if maxBuffer == 0 {
+		maxBuffer = DefaultMaxBuffer
+	}
+	return int64(maxBuffer) + heapHeadroom
+}
+
 // held is what c holds in user space: its half-received or held-back input,
 // its unsent answers and those waiting behind pooled requests. It saturates
 // at 4 GiB, so that it fits the padding of conn.
