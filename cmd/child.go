@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"time"
 
 	"go.uber.org/zap"
@@ -38,9 +39,13 @@ func runWorker(s *settings, slot int, reg *rpc.Registry, stderr io.Writer) int {
 // serveWorker serves until the worker has drained.
 func serveWorker(s *settings, slot int, reg *rpc.Registry, logOut *logOutput, log *zap.Logger) error {
 	c := newChild(s, logOut, log)
-	w, err := worker.New(s.workerConfig(c.heartbeat), reg, log)
+	cfg := s.workerConfig(c.heartbeat)
+	w, err := worker.New(cfg, reg, log)
 	if err != nil {
 		return err
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(worker.HeapLimit(cfg.MaxBuffer))
 	}
 	stop, err := startExtensions(s.ext, WorkerInfo{Slot: slot, PoolSize: s.poolSize, Log: log})
 	if err != nil {

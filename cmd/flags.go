@@ -37,6 +37,8 @@ type options struct {
 	queueSize       int
 	healthCheck     bool
 	checkTimeout    time.Duration
+	maxConns        int
+	maxBuffer       byteSize
 
 	configFile        string
 	pidFile           string
@@ -70,6 +72,7 @@ func newFlagSet(opts *options, out io.Writer) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	opts.maxFrame = protocol.DefaultMaxFrame
+	opts.maxBuffer = worker.DefaultMaxBuffer
 	fs.StringVar(&opts.listen, "listen", "127.0.0.1:8080", "`host:port` to serve on; port 0 picks a free one")
 	fs.IntVar(&opts.workers, "workers", defaultWorkers(), "number of worker processes (default: the CPUs this process may use: $GOMAXPROCS if set, else the CPU affinity and cgroup CPU quota, rounded up)")
 	fs.StringVar(&opts.byteOrder, "byteorder", "little", "byte order of the 4-byte length prefix: little or big")
@@ -87,6 +90,8 @@ func newFlagSet(opts *options, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&opts.queueSize, "queue-size", worker.DefaultQueueSize, "blocking calls a worker queues before it answers overloaded")
 	fs.BoolVar(&opts.healthCheck, "check", false, "health check: ping the server at -listen (a wildcard host means 127.0.0.1), exit 0 on its pong within -check-timeout, else 1")
 	fs.DurationVar(&opts.checkTimeout, "check-timeout", 2*time.Second, "how long -check waits for the pong")
+	fs.IntVar(&opts.maxConns, "max-conns", 0, "connections per worker; at the limit a worker stops accepting until one closes (0: the descriptor limit less 64, at most 65536)")
+	fs.Var(&opts.maxBuffer, "max-buffer", "memory budget per worker for half-received frames and unsent answers (suffixes KiB, MiB); near it reading pauses, past it the connections holding the most are dropped")
 	addLifecycleFlags(fs, opts)
 	return fs
 }
@@ -107,6 +112,9 @@ func (o *options) check() error {
 	}
 	if err := o.checkBlocking(); err != nil {
 		return err
+	}
+	if o.maxConns < 0 || o.maxBuffer < o.maxFrame {
+		return errors.New("-max-conns must not be negative and -max-buffer must be at least -max-frame")
 	}
 	if _, err := zapcore.ParseLevel(o.logLevel); err != nil {
 		return fmt.Errorf("-log-level: %w", err)

@@ -138,6 +138,8 @@ func (s *settings) workerConfig(heartbeat func()) worker.Config {
 		PoolSize:       s.poolSize,
 		QueueSize:      s.queueSize,
 		HandlerTimeout: s.handlerTimeout,
+		MaxConns:       s.maxConns,
+		MaxBuffer:      int(s.maxBuffer),
 		Heartbeat:      heartbeat,
 	}
 }

@@ -22,6 +22,7 @@ type conn struct {
 	active    int64        // clock when bytes last moved, or when lingering began
 	partialAt int64        // clock when in became non-empty; 0 while in is empty
 	flags     connFlags
+	counted   uint32 // bytes counted against the memory budget; see account
 }
 
 type connFlags uint8
@@ -112,14 +113,15 @@ func (w *Worker) handleReadable(c *conn) {
 	w.keep(c, w.assemble(c, buf[:n]))
 }
 
-// appendBounded appends b to buf, growing geometrically but never past limit,
-// so a frame's buffer grows only as its bytes arrive and never beyond the frame.
+// appendBounded appends b to buf, growing it by a quarter of what it then
+// holds and never past limit, so a frame's buffer is sized by the bytes that
+// arrived rather than by its advertised length.
 func appendBounded(buf, b []byte, limit int) []byte {
 	need := len(buf) + len(b)
 	if need <= cap(buf) {
 		return append(buf, b...)
 	}
-	grown := make([]byte, len(buf), min(max(2*cap(buf), need), max(limit, need)))
+	grown := make([]byte, len(buf), min(need+need/4, max(limit, need)))
 	copy(grown, buf)
 	return append(grown, b...)
 }
@@ -172,6 +174,7 @@ func (w *Worker) settle(c *conn) {
 		return
 	}
 	w.updateInterest(c)
+	w.account(c)
 }
 
 // outFor points the shared output buffer at c, first sending what it holds for
@@ -192,6 +195,7 @@ func (w *Worker) flushOut() {
 	}
 	w.outConn = nil
 	w.send(c, w.out)
+	w.account(c)
 	w.out = w.out[:0]
 	if cap(w.out) > maxKeptOutput {
 		w.out = make([]byte, 0, readBufferSize)
@@ -264,9 +268,10 @@ func (w *Worker) readPaused(c *conn) bool {
 	case w.holdInput(c):
 		return true
 	case len(c.in) == 0:
-		// Draining: at a frame boundary, nothing more is read, except the first
-		// request of a conn accepted just before the drain (see drainGrace).
-		return w.draining && !w.awaitingFirst(c)
+		// At a frame boundary, nothing more is read under memory pressure, nor
+		// while draining, except the first request of a conn accepted just
+		// before the drain (see drainGrace).
+		return w.pressed || w.draining && !w.awaitingFirst(c)
 	}
 	// Frames already held must go before any new input.
 	return protocol.Missing(c.in, w.cfg.ByteOrder) == 0
@@ -377,11 +382,15 @@ func (w *Worker) closeConn(c *conn, why string) {
 	if c.order != nil {
 		w.dropQueue(c)
 	}
+	w.forget(c)
 	_ = unix.Close(int(c.fd))
 	w.conns[c.fd] = nil
 	c.flags = closed
 	c.in, c.out = nil, nil
 	w.stats.open.Add(-1)
+	if w.atConnLimit {
+		w.resumeAccept()
+	}
 	if w.log.Core().Enabled(zapcore.DebugLevel) {
 		w.log.Debug("bye", zap.Int32("fd", c.fd), zap.Uint64("conn", c.id), zap.String("why", why))
 	}

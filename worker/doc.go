@@ -32,6 +32,13 @@
 // Config.ReadTimeout drops connections that leave a frame half sent, and
 // Config.WriteTimeout those that stop reading their answers.
 //
+// At Config.MaxConns open connections the worker stops accepting, leaving new
+// ones in the listener's queue, until one closes. Config.MaxBuffer bounds
+// the bytes held for all connections, half-received frames and unsent
+// answers: near it, connections at a frame boundary are not read; past it,
+// those holding the most are dropped. A drop for the budget or for
+// WriteTimeout resets the connection and is logged at info, rate-limited.
+//
 // # Shutdown
 //
 // Shutdown stops accepting, answers every request already read, completes a

@@ -3,7 +3,7 @@ package worker
 import "time"
 
 // sweep enforces timeouts on every conn, using the coarse clock rather than a
-// timer per conn, and resumes paused accepting.
+// timer per conn, resumes paused accepting, and returns freed memory.
 func (w *Worker) sweep() {
 	w.lastSweep = w.now
 	w.resumeAccept()
@@ -11,20 +11,28 @@ func (w *Worker) sweep() {
 		if c == nil {
 			continue
 		}
-		if why := w.expired(c); why != "" {
+		switch why := w.expired(c); {
+		case why == writeTimeout:
+			// A reset frees the kernel's send queue at once.
+			w.dropConn(c, why)
+		case why != "":
 			w.closeConn(c, why)
-		} else if w.draining {
+		case w.draining:
 			w.settle(c) // a conn whose drainGrace ran out starts its lingering close
 		}
 	}
+	w.drops.flush(w.now)
+	w.releaseMemory()
 }
+
+const writeTimeout = "write timeout"
 
 // expired names the timeout c has run out of, or returns "".
 func (w *Worker) expired(c *conn) string {
 	// Answers the socket will not take, with no progress for WriteTimeout: the
 	// client stopped reading. Its reading is paused too, so nothing else expires it.
 	if d := w.cfg.WriteTimeout; d > 0 && len(c.out) > 0 && c.flags&lingering == 0 && w.since(c.active) >= d {
-		return "write timeout"
+		return writeTimeout
 	}
 	switch {
 	case c.flags&lingering != 0:

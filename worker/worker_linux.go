@@ -47,6 +47,8 @@ type Worker struct {
 	listening     bool // lfd is registered with epoll
 	acceptResume  int64
 	acceptPending bool
+	acceptFailing bool    // accept4 failed and accepting paused; logged once per episode
+	atConnLimit   bool    // accepting paused at Config.MaxConns
 	conns         []*conn // indexed by descriptor
 	nextID        uint64
 	rbuf          []byte // shared read buffer
@@ -64,6 +66,14 @@ type Worker struct {
 	lastSweep     int64
 	tick          time.Duration
 	draining      bool
+
+	// The memory budget; see budget_linux.go.
+	buffered     int  // bytes held for all conns
+	peak         int  // highest buffered since memory was last released
+	pressed      bool // buffered neared the budget: read no new frames
+	budgetPaused bool // conns' read interest reflects pressed
+	lastRelease  int64
+	drops        dropLog
 }
 
 // New returns a Worker serving the handlers in reg. Zero Config fields take
@@ -79,7 +89,7 @@ func New(cfg Config, reg *rpc.Registry, log *zap.Logger) (*Worker, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	w := &Worker{cfg: cfg, reg: reg, log: log, lfd: -1, tick: tickFor(cfg)}
+	w := &Worker{cfg: cfg, reg: reg, log: log, lfd: -1, tick: tickFor(cfg), drops: newDropLog(log)}
 	w.waker.fd = -1
 	return w, nil
 }
@@ -114,7 +124,8 @@ func (w *Worker) Serve(lfd int, ready func()) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	w.log.Info("loop started", zap.Int("listen_fd", lfd), zap.Int("pool", w.cfg.PoolSize),
-		zap.Int("queue", w.cfg.QueueSize), zap.Stringer("byte_order", w.cfg.ByteOrder))
+		zap.Int("queue", w.cfg.QueueSize), zap.Stringer("byte_order", w.cfg.ByteOrder),
+		zap.Int("max_conns", w.cfg.MaxConns), zap.Int("max_buffer", w.cfg.MaxBuffer))
 	if ready != nil {
 		ready()
 	}
@@ -233,6 +244,7 @@ func (w *Worker) run() error {
 			w.handleEvent(ev)
 		}
 		w.expireDeadlines()
+		w.enforceBudget()
 		// Accept only after the whole batch: a descriptor closed above and
 		// reused by accept4 must not receive an event meant for its old owner.
 		if w.acceptPending {
@@ -325,9 +337,14 @@ func (w *Worker) acceptConns() {
 		if !w.listening {
 			return
 		}
+		if w.stats.open.Load() >= int64(w.cfg.MaxConns) {
+			w.stopAtConnLimit()
+			return
+		}
 		fd, sa, err := unix.Accept4(w.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		switch err {
 		case nil:
+			w.acceptRecovered()
 			w.openConn(fd, sa)
 		case unix.EINTR, unix.ECONNABORTED:
 		case unix.EAGAIN:
@@ -339,19 +356,47 @@ func (w *Worker) acceptConns() {
 	}
 }
 
-// pauseAccept stops watching the listener until the next sweep, so a lasting
-// failure such as running out of descriptors does not spin the loop.
-func (w *Worker) pauseAccept(err error) {
-	w.log.Warn("accept failed; pausing accepts", zap.Error(err), zap.Duration("for", w.tick))
-	if delErr := w.poll.del(w.lfd); delErr != nil {
-		w.log.Warn("stop listening", zap.Error(delErr))
+// stopListening removes the listener from epoll, so connections wait in its
+// queue rather than being accepted.
+func (w *Worker) stopListening() {
+	if err := w.poll.del(w.lfd); err != nil {
+		w.log.Warn("stop listening", zap.Error(err))
 	}
 	w.listening = false
+}
+
+// stopAtConnLimit stops accepting while MaxConns connections are open;
+// closeConn resumes once one closes.
+func (w *Worker) stopAtConnLimit() {
+	w.stopListening()
+	w.atConnLimit = true
+	w.log.Info("connection limit reached; accepts paused", zap.Int("max_conns", w.cfg.MaxConns))
+}
+
+// pauseAccept stops watching the listener until the next sweep, so a lasting
+// failure such as running out of descriptors does not spin the loop. It logs
+// the first failure of an episode only.
+func (w *Worker) pauseAccept(err error) {
+	if !w.acceptFailing {
+		w.log.Warn("accept failed; pausing accepts until one succeeds", zap.Error(err), zap.Duration("retry", w.tick))
+	}
+	w.acceptFailing = true
+	w.stopListening()
 	w.acceptResume = w.now + int64(w.tick)
 }
 
+// acceptRecovered ends an episode of failing accepts.
+func (w *Worker) acceptRecovered() {
+	if w.acceptFailing {
+		w.acceptFailing = false
+		w.log.Info("accepting again")
+	}
+}
+
+// resumeAccept watches the listener again, unless it is closed, a failure's
+// pause has not run out, or the connection limit holds.
 func (w *Worker) resumeAccept() {
-	if w.lfd < 0 || w.listening || w.now < w.acceptResume {
+	if w.lfd < 0 || w.listening || w.now < w.acceptResume || w.stats.open.Load() >= int64(w.cfg.MaxConns) {
 		return
 	}
 	if err := w.poll.add(w.lfd, readEvents); err != nil {
@@ -359,6 +404,10 @@ func (w *Worker) resumeAccept() {
 		return
 	}
 	w.listening = true
+	if w.atConnLimit {
+		w.atConnLimit = false
+		w.log.Info("below the connection limit; accepting again", zap.Int64("open", w.stats.open.Load()))
+	}
 }
 
 func (w *Worker) openConn(fd int, sa unix.Sockaddr) {
