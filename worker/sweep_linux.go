@@ -12,7 +12,7 @@ func (w *Worker) sweep() {
 			continue
 		}
 		if why := w.expired(c); why != "" {
-			w.closeConn(c, why)
+			w.expire(c, why)
 		} else if w.draining {
 			w.settle(c) // a conn whose drainGrace ran out starts its lingering close
 		}
@@ -39,10 +39,12 @@ func (w *Worker) expired(c *conn) string {
 		}
 	case c.out == nil && c.order == nil && c.flags&^unheard == 0:
 		if d := w.cfg.IdleTimeout; d > 0 && w.since(c.active) >= d {
-			return "idle timeout"
+			return idleTimeout
 		}
 	}
 	return ""
 }
+
+const idleTimeout = "idle timeout"
 
 func (w *Worker) since(t int64) time.Duration { return time.Duration(w.now - t) }
