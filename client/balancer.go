@@ -75,6 +75,10 @@ func (c *Client) pick(ctx context.Context, tried []*endpoint) (*endpoint, error)
 		if c.closed.Load() {
 			return nil, ErrClosed
 		}
+		if e := choose(*c.eps.Load(), tried); e != nil {
+			return e, nil
+		}
+		// Look again after taking the channel, so no change goes unseen.
 		changed := c.waitChange()
 		if e := choose(*c.eps.Load(), tried); e != nil {
 			return e, nil
