@@ -199,7 +199,7 @@ func TestTimeout(t *testing.T) {
 func TestReconnectsAfterServerClose(t *testing.T) {
 	addr, _ := serve(t, worker.Config{IdleTimeout: 50 * time.Millisecond})
 	c := dialT(t, addr, Options{Conns: 1})
-	s := c.slots[0]
+	s := (*c.eps.Load())[0].slots[0]
 	first := s.sess
 	deadline := time.Now().Add(waitLimit)
 	for !first.isDead() {
@@ -217,7 +217,8 @@ func TestReconnectsAfterServerClose(t *testing.T) {
 }
 
 // fakeServer reads one request per connection; on the first connection it
-// then closes without answering, on later ones it answers pong.
+// then closes without answering, on later ones it answers pong. It answers
+// rpcd.hello as a server without the goodbye does, and does not count it.
 type fakeServer struct {
 	l     net.Listener
 	reads atomic.Int64
@@ -247,16 +248,22 @@ func (f *fakeServer) accept() {
 func (f *fakeServer) serveOne(nc net.Conn, drop bool) {
 	defer nc.Close()
 	_ = nc.SetDeadline(time.Now().Add(waitLimit))
-	body, err := protocol.ReadFrame(nc, protocol.LittleEndian, 1<<20, nil)
-	if err != nil {
-		return
+	var req protocol.Request
+	for {
+		body, err := protocol.ReadFrame(nc, protocol.LittleEndian, 1<<20, nil)
+		if err != nil || protocol.ParseRequest(body, &req) != nil {
+			return
+		}
+		if string(req.Method) != helloMethod {
+			break
+		}
+		unknown := protocol.Errorf(protocol.CodeUnknownMethod, "unknown method %q", req.Method)
+		if _, err := nc.Write(protocol.AppendError(nil, protocol.LittleEndian, unknown)); err != nil {
+			return
+		}
 	}
 	f.reads.Add(1)
 	if drop {
-		return
-	}
-	var req protocol.Request
-	if protocol.ParseRequest(body, &req) != nil {
 		return
 	}
 	_, _ = nc.Write(protocol.AppendResponse(nil, protocol.LittleEndian, "pong", req.Params))

@@ -8,9 +8,16 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rpcd/rpcd/protocol"
+)
+
+// Reserved names of the goodbye handshake; see the README's protocol section.
+const (
+	helloMethod = "rpcd.hello"
+	goodbyeOut  = "rpcd.goodbye"
 )
 
 // pending is one request written to a connection, waiting for its answer.
@@ -21,56 +28,58 @@ type pending struct {
 	err    error
 }
 
-// slot is one of the Client's connections, redialled when it fails. Its mutex
-// serializes writes, so the order of a session's pending queue is the order of
-// its requests on the wire.
+// slot is one of an endpoint's connections, redialled when it fails. Its
+// mutex serializes writes, so the order of a session's pending queue is the
+// order of its requests on the wire.
 type slot struct {
-	client *Client
-	mu     sync.Mutex
-	sess   *session
+	ep      *endpoint
+	calls   atomic.Int32 // calls using the slot now
+	mu      sync.Mutex
+	sess    *session
+	retired bool // the endpoint left the list: close once idle, never redial
 }
 
 // session is one TCP connection and the requests awaiting answers on it.
 type session struct {
+	ep          *endpoint
 	nc          net.Conn
 	readTimeout time.Duration
+	goodbye     bool // the server promised a goodbye before a graceful close
 	mu          sync.Mutex
 	pending     []*pending // oldest first
 	dead        bool
+	closeIdle   bool // close once nothing is pending
 }
 
-// connect replaces the slot's session with a new connection.
-func (s *slot) connect() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.connectLocked()
-}
-
-func (s *slot) connectLocked() error {
-	c := s.client
-	nc, err := net.DialTimeout("tcp", c.addr, c.opts.DialTimeout)
+// connectLocked replaces the slot's session with a new connection that has
+// said hello.
+func (s *slot) connectLocked(ctx context.Context) error {
+	ep := s.ep
+	ss, err := ep.open(ctx)
 	if err != nil {
 		return err
 	}
-	ss := &session{nc: nc, readTimeout: c.opts.ReadTimeout}
 	s.sess = ss
-	go ss.readAnswers(c.opts.ByteOrder, c.opts.MaxFrame)
+	go ss.readAnswers(ep.client.opts.ByteOrder, ep.client.opts.MaxFrame)
 	return nil
 }
 
 // send writes frame and returns the request's pending answer. A session that
 // the server already closed is replaced first: nothing written to it yet can
-// have been read.
+// have been read. A failure to connect is errNotSent.
 func (s *slot) send(ctx context.Context, frame []byte) (*pending, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.client.closed.Load() {
+	if s.ep.client.closed.Load() {
 		return nil, ErrClosed
 	}
 	for {
+		if s.retired {
+			return nil, fmt.Errorf("%w: %s left the list", errNotSent, s.ep.addr)
+		}
 		if s.sess == nil || s.sess.isDead() {
-			if err := s.connectLocked(); err != nil {
-				return nil, fmt.Errorf("dial %s: %w", s.client.addr, err)
+			if err := s.connectLocked(ctx); err != nil {
+				return nil, fmt.Errorf("%w: %w", errNotSent, err)
 			}
 		}
 		p := &pending{done: make(chan struct{})}
@@ -81,12 +90,66 @@ func (s *slot) send(ctx context.Context, frame []byte) (*pending, error) {
 	}
 }
 
-func (s *slot) close() {
+// close fails the slot's session with cause.
+func (s *slot) close(cause error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.retired = true
 	if s.sess != nil {
-		s.sess.fail(ErrClosed)
+		s.sess.fail(cause)
 	}
+}
+
+// retire closes the slot's session once its answers are in.
+func (s *slot) retire() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.retired = true
+	if s.sess != nil {
+		s.sess.retire()
+	}
+}
+
+// dial connects to addr and says hello, within timeout. A server that does
+// not know the hello is used without the goodbye; one that does not answer
+// fails the dial, so a connection that is never served carries no request.
+func dial(ctx context.Context, addr string, opts *Options) (net.Conn, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
+	defer cancel()
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, false, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	goodbye, err := hello(nc, opts)
+	if err != nil {
+		nc.Close()
+		return nil, false, fmt.Errorf("hello %s: %w", addr, err)
+	}
+	return nc, goodbye, nil
+}
+
+// hello sends rpcd.hello on a new connection and reads its answer within
+// opts.ProbeTimeout; it reports whether the server promised a goodbye.
+func hello(nc net.Conn, opts *Options) (bool, error) {
+	_ = nc.SetDeadline(time.Now().Add(opts.ProbeTimeout))
+	defer nc.SetDeadline(time.Time{})
+	if _, err := nc.Write(protocol.AppendRequest(nil, opts.ByteOrder, helloMethod, nil)); err != nil {
+		return false, err
+	}
+	body, err := protocol.ReadFrame(nc, opts.ByteOrder, opts.MaxFrame, nil)
+	if err != nil {
+		return false, err
+	}
+	out, _, err := decodeAnswer(body)
+	var pe *protocol.Error
+	switch {
+	case errors.As(err, &pe) && pe.Code == protocol.CodeUnknownMethod:
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return out == helloMethod, nil
 }
 
 func (ss *session) isDead() bool {
@@ -140,12 +203,13 @@ func (ss *session) write(ctx context.Context, p *pending, frame []byte) {
 }
 
 // fail closes the session; every request still waiting may have been read by
-// the server and fails with ErrMaybeSent.
-func (ss *session) fail(cause error) {
+// the server and fails with ErrMaybeSent, unless cause says it was not read.
+// It reports false if the session had failed already.
+func (ss *session) fail(cause error) bool {
 	ss.mu.Lock()
 	if ss.dead {
 		ss.mu.Unlock()
-		return
+		return false
 	}
 	ss.dead = true
 	waiting := ss.pending
@@ -153,18 +217,36 @@ func (ss *session) fail(cause error) {
 	ss.mu.Unlock()
 	_ = ss.nc.Close()
 	for _, p := range waiting {
-		p.err = fmt.Errorf("%w: %w", ErrMaybeSent, cause)
+		if errors.Is(cause, errNotSent) || errors.Is(cause, ErrClosed) {
+			p.err = cause
+		} else {
+			p.err = fmt.Errorf("%w: %w", ErrMaybeSent, cause)
+		}
 		close(p.done)
+	}
+	return true
+}
+
+// retire closes the session now if nothing is pending, else after the last
+// answer.
+func (ss *session) retire() {
+	ss.mu.Lock()
+	ss.closeIdle = true
+	idle := len(ss.pending) == 0
+	ss.mu.Unlock()
+	if idle {
+		ss.fail(ErrClosed)
 	}
 }
 
 // pop takes the oldest pending request, and clears the read deadline once
-// none is left, so an idle connection is not dropped.
-func (ss *session) pop() *pending {
+// none is left, so an idle connection is not dropped. It reports whether the
+// session is to close now.
+func (ss *session) pop() (*pending, bool) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if len(ss.pending) == 0 {
-		return nil
+		return nil, false
 	}
 	p := ss.pending[0]
 	ss.pending[0] = nil
@@ -172,27 +254,43 @@ func (ss *session) pop() *pending {
 	if len(ss.pending) == 0 {
 		_ = ss.nc.SetReadDeadline(time.Time{})
 	}
-	return p
+	return p, ss.closeIdle && len(ss.pending) == 0
 }
 
 // readAnswers matches each answer to the oldest pending request until the
-// connection fails.
+// connection fails or the server says goodbye.
 func (ss *session) readAnswers(order protocol.ByteOrder, maxFrame uint32) {
 	br := bufio.NewReaderSize(ss.nc, 64<<10)
 	for {
 		// A new body each time: the caller keeps the result, which aliases it.
 		body, err := protocol.ReadFrame(br, order, maxFrame, nil)
 		if err != nil {
-			ss.fail(fmt.Errorf("read answer: %w", err))
+			if ss.fail(fmt.Errorf("read answer: %w", err)) {
+				ss.ep.connFailed()
+			}
 			return
 		}
-		p := ss.pop()
+		ss.ep.answered()
+		out, result, err := decodeAnswer(body)
+		if ss.goodbye && out == goodbyeOut {
+			// Every request still pending was sent after the last answer: none
+			// was read, and each may go to another endpoint.
+			ss.fail(fmt.Errorf("%w: %w (%s)", errNotSent, errGoodbye, result))
+			return
+		}
+		p, last := ss.pop()
 		if p == nil {
-			ss.fail(errors.New("answer to no request"))
+			if ss.fail(errors.New("answer to no request")) {
+				ss.ep.connFailed()
+			}
 			return
 		}
-		p.out, p.result, p.err = decodeAnswer(body)
+		p.out, p.result, p.err = out, result, err
 		close(p.done)
+		if last {
+			ss.fail(ErrClosed)
+			return
+		}
 	}
 }
 

@@ -22,6 +22,7 @@ type conn struct {
 	active    int64        // clock when bytes last moved, or when lingering began
 	partialAt int64        // clock when in became non-empty; 0 while in is empty
 	flags     connFlags
+	goodbye   uint8  // goodbyeUnasked, goodbyeOwed or goodbyeSent; see goodbye_linux.go
 	counted   uint32 // bytes counted against the memory budget; see account
 }
 
@@ -341,6 +342,9 @@ func (w *Worker) awaitingFirst(c *conn) bool {
 // the linger deadline passes: closing with unread input would reset the
 // connection and could destroy answers the client has not read yet.
 func (w *Worker) startLinger(c *conn) {
+	if w.sendGoodbye(c, w.lingerReason(c)) {
+		return // settle lingers once the goodbye is out
+	}
 	if err := unix.Shutdown(int(c.fd), unix.SHUT_WR); err != nil {
 		w.fail(c, "shutdown", err)
 		return

@@ -99,6 +99,9 @@ func (w *Worker) dispatch(c *conn, body []byte) {
 		w.log.Debug("request", zap.Int32("fd", c.fd), zap.String("in", string(w.req.Method)),
 			zap.ByteString("params", w.req.Params))
 	}
+	if w.answerHello(c) {
+		return
+	}
 	h, mode, ok := w.reg.Lookup(w.req.Method)
 	switch {
 	case !ok:

@@ -47,5 +47,7 @@
 // answer. A connection accepted just before the drain that has sent nothing
 // yet gets its first request answered if it arrives within a second. Anything
 // a client sends after the end of stream was not read: a client may safely
-// send it again on a new connection. Serve then returns nil.
+// send it again on a new connection. Serve then returns nil. A connection
+// that called rpcd.hello first gets a goodbye frame before any graceful close
+// (drain, idle timeout, framing error), which proves it.
 package worker

@@ -16,7 +16,7 @@ func (w *Worker) sweep() {
 			// A reset frees the kernel's send queue at once.
 			w.dropConn(c, why)
 		case why != "":
-			w.closeConn(c, why)
+			w.expire(c, why)
 		case w.draining:
 			w.settle(c) // a conn whose drainGrace ran out starts its lingering close
 		}
@@ -47,10 +47,12 @@ func (w *Worker) expired(c *conn) string {
 		}
 	case c.out == nil && c.order == nil && c.flags&^unheard == 0:
 		if d := w.cfg.IdleTimeout; d > 0 && w.since(c.active) >= d {
-			return "idle timeout"
+			return idleTimeout
 		}
 	}
 	return ""
 }
+
+const idleTimeout = "idle timeout"
 
 func (w *Worker) since(t int64) time.Duration { return time.Duration(w.now - t) }

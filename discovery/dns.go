@@ -1,0 +1,114 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// DNS re-resolution periods.
+const (
+	DNSInterval   = 30 * time.Second // between resolutions, ±20 %
+	dnsMinRefresh = time.Second      // Refresh resolves at most this often
+	dnsTimeout    = 5 * time.Second
+)
+
+// dnsResolver follows every A/AAAA record of a name, as of a Kubernetes
+// headless Service.
+type dnsResolver struct {
+	host, port string
+	lookup     func(ctx context.Context, host string) ([]string, error)
+	interval   time.Duration
+	log        *zap.Logger
+	refresh    chan struct{}
+}
+
+func buildDNS(t Target, log *zap.Logger) (Resolver, error) {
+	host, port, err := net.SplitHostPort(t.Name)
+	if err != nil {
+		return nil, fmt.Errorf("dns target %q: %w", t.Name, err)
+	}
+	return newDNS(host, port, net.DefaultResolver.LookupHost, DNSInterval, log), nil
+}
+
+func newDNS(host, port string, lookup func(context.Context, string) ([]string, error), interval time.Duration, log *zap.Logger) *dnsResolver {
+	return &dnsResolver{host: host, port: port, lookup: lookup, interval: interval, log: log, refresh: make(chan struct{}, 1)}
+}
+
+// Refresh may be called from any goroutine.
+func (d *dnsResolver) Refresh() {
+	select {
+	case d.refresh <- struct{}{}:
+	default:
+	}
+}
+
+func (d *dnsResolver) Watch(ctx context.Context, update func([]Endpoint)) {
+	var last []Endpoint
+	known := false
+	for {
+		eps, err := d.resolve(ctx)
+		switch {
+		case err != nil:
+			d.log.Warn("resolve; keeping the last list", zap.String("name", d.host), zap.Error(err))
+		case !known || !slices.Equal(eps, last):
+			last, known = eps, true
+			update(slices.Clone(eps))
+		}
+		wait := time.NewTimer(jitter(d.interval, 0.2))
+		select {
+		case <-ctx.Done():
+			wait.Stop()
+			return
+		case <-wait.C:
+		case <-d.refresh:
+			wait.Stop()
+			if !sleepCtx(ctx, dnsMinRefresh) {
+				return
+			}
+		}
+	}
+}
+
+// resolve looks the name up. A name that does not exist is an empty list, as
+// a headless Service with no ready pods; any other failure is an error.
+func (d *dnsResolver) resolve(ctx context.Context) ([]Endpoint, error) {
+	ctx, cancel := context.WithTimeout(ctx, dnsTimeout)
+	defer cancel()
+	addrs, err := d.lookup(ctx, d.host)
+	if dnsErr := (*net.DNSError)(nil); errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up %s: %w", d.host, err)
+	}
+	slices.Sort(addrs)
+	eps := make([]Endpoint, 0, len(addrs))
+	for _, a := range slices.Compact(addrs) {
+		eps = append(eps, Endpoint{Addr: net.JoinHostPort(a, d.port), Weight: 1})
+	}
+	return eps, nil
+}
+
+// jitter returns d scaled by a random factor in [1-f, 1+f].
+func jitter(d time.Duration, f float64) time.Duration {
+	return time.Duration(float64(d) * (1 - f + 2*f*rand.Float64()))
+}
+
+// sleepCtx waits d, or reports false if ctx ends first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
