@@ -13,7 +13,7 @@ import (
 
 // commandOnly are the flags that pick an action rather than a setting: they
 // are no configuration keys and are never passed on to workers.
-var commandOnly = map[string]bool{"config": true, "s": true, "t": true, "version": true, "check": true}
+var commandOnly = map[string]bool{"config": true, "s": true, "t": true, "version": true, "check": true, "check-pid": true}
 
 // applyConfigFile sets every flag named in the YAML mapping at path that the
 // command line has not set: flags given on the command line win. Every key

@@ -37,6 +37,7 @@ type options struct {
 	queueSize       int
 	healthCheck     bool
 	checkTimeout    time.Duration
+	checkPid        int
 
 	configFile        string
 	pidFile           string
@@ -87,6 +88,7 @@ func newFlagSet(opts *options, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&opts.queueSize, "queue-size", worker.DefaultQueueSize, "blocking calls a worker queues before it answers overloaded")
 	fs.BoolVar(&opts.healthCheck, "check", false, "health check: ping the server at -listen (a wildcard host means 127.0.0.1), exit 0 on its pong within -check-timeout, else 1")
 	fs.DurationVar(&opts.checkTimeout, "check-timeout", 2*time.Second, "how long -check waits for the pong")
+	fs.IntVar(&opts.checkPid, "check-pid", 0, "with -check, ping the address of the rpcd master with this `pid` instead of -listen: its command line and -config resolved as it did (-check-pid=1 in a container)")
 	addLifecycleFlags(fs, opts)
 	return fs
 }
@@ -106,6 +108,9 @@ func (o *options) check() error {
 		return errors.New("-idle-timeout, -read-timeout and -write-timeout must not be negative, -shutdown-timeout must be positive")
 	}
 	if err := o.checkBlocking(); err != nil {
+		return err
+	}
+	if err := o.checkHealthCheck(); err != nil {
 		return err
 	}
 	if _, err := zapcore.ParseLevel(o.logLevel); err != nil {
