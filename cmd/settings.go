@@ -35,7 +35,7 @@ func parseSettings(args []string, exts []Extension, out io.Writer) (*settings, e
 	for _, e := range exts {
 		s.ext = append(s.ext, e.Flags(s.fs))
 	}
-	if err := s.fs.Parse(args); err != nil {
+	if err := parseFlags(s.fs, args); err != nil {
 		return nil, err
 	}
 	if s.fs.NArg() > 0 {
