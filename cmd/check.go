@@ -8,7 +8,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rpcd/rpcd/protocol"
@@ -17,14 +19,14 @@ import (
 // maxCheckAnswer bounds the answer a health check reads.
 const maxCheckAnswer = 64 << 10
 
-// runHealthCheck is -check: one ping to the -listen address. It returns 0
-// when the pong comes back within -check-timeout, else says why and returns 1,
-// as container health checks expect.
-func runHealthCheck(opts *options, stdout, stderr io.Writer) int {
-	addr, err := checkAddr(opts.listen)
+// runHealthCheck is -check: one ping to the server's address, -listen's or,
+// with -check-pid, the one that master resolved. It returns 0 when the pong
+// comes back within -check-timeout, else says why and returns 1, as
+// container health checks expect.
+func runHealthCheck(s *settings, stdout, stderr io.Writer) int {
+	addr, order, err := checkTarget(s)
 	if err == nil {
-		order, _ := protocol.ParseByteOrder(opts.byteOrder)
-		err = pingOnce(addr, order, opts.checkTimeout)
+		err = pingOnce(addr, order, s.checkTimeout)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "rpcd: check: %v\n", err)
@@ -32,6 +34,61 @@ func runHealthCheck(opts *options, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "rpcd: %s answered ping\n", addr)
 	return 0
+}
+
+// checkHealthCheck validates the flags of -check.
+func (o *options) checkHealthCheck() error {
+	switch {
+	case o.checkPid < 0:
+		return fmt.Errorf("-check-pid=%d: want a pid", o.checkPid)
+	case o.checkPid != 0 && !o.healthCheck:
+		return errors.New("-check-pid is for -check")
+	}
+	return nil
+}
+
+// checkTarget is the address to dial and the byte order to ping with: those
+// of s, or with -check-pid those of that master.
+func checkTarget(s *settings) (string, protocol.ByteOrder, error) {
+	target := &s.options
+	if s.checkPid != 0 {
+		m, err := masterSettings(s.checkPid, s.exts)
+		if err != nil {
+			return "", 0, err
+		}
+		target = &m.options
+	}
+	addr, err := checkAddr(target.listen)
+	order, _ := protocol.ParseByteOrder(target.byteOrder) // checked
+	return addr, order, err
+}
+
+// masterSettings resolves the settings of the rpcd master with pid as it
+// resolves them itself: its command line, read from /proc, over the -config
+// file it names, a relative path being taken from its working directory.
+// The file is read as it is now, which is what the master applies on its
+// next SIGHUP.
+func masterSettings(pid int, exts []Extension) (*settings, error) {
+	proc := filepath.Join("/proc", strconv.Itoa(pid))
+	cmdline, err := os.ReadFile(filepath.Join(proc, "cmdline"))
+	if err != nil {
+		return nil, fmt.Errorf("read command line of pid %d: %w", pid, err)
+	}
+	if len(cmdline) == 0 {
+		return nil, fmt.Errorf("read command line of pid %d: empty, the process has exited", pid)
+	}
+	args := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
+	s, err := parseSettings(args[1:], exts, io.Discard)
+	if err != nil {
+		return nil, fmt.Errorf("parse command line of pid %d %q: %w", pid, args, err)
+	}
+	if s.configFile != "" && !filepath.IsAbs(s.configFile) {
+		s.configFile = filepath.Join(proc, "cwd", s.configFile)
+	}
+	if err := s.finish(); err != nil {
+		return nil, fmt.Errorf("resolve settings of pid %d: %w", pid, err)
+	}
+	return s, nil
 }
 
 // checkAddr turns a listen address into one to dial: a wildcard host is

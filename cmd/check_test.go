@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/rpcd/rpcd/cmd/rpcdtest"
 	"github.com/rpcd/rpcd/handlers"
 	"github.com/rpcd/rpcd/protocol"
 	"github.com/rpcd/rpcd/rpc"
@@ -17,13 +21,25 @@ import (
 	"github.com/rpcd/rpcd/worker/workertest"
 )
 
+// TestMain lets a test start this binary as a process that only holds its
+// command line, for -check-pid to read, until its stdin closes.
+func TestMain(m *testing.M) {
+	rpcdtest.Main(m, func() { io.Copy(io.Discard, os.Stdin) })
+}
+
 // startPingWorker runs an in-process worker with the built-in methods on
 // 127.0.0.1 and returns its port.
 func startPingWorker(t *testing.T) int {
 	t.Helper()
+	return startPingWorkerOrder(t, protocol.LittleEndian)
+}
+
+// startPingWorkerOrder is startPingWorker with the given byte order.
+func startPingWorkerOrder(t *testing.T, order protocol.ByteOrder) int {
+	t.Helper()
 	reg := rpc.NewRegistry()
 	handlers.Register(reg)
-	addr := workertest.Start(t, worker.Config{}, reg)
+	addr := workertest.Start(t, worker.Config{ByteOrder: order}, reg)
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatal(err)
@@ -114,4 +130,72 @@ func TestHealthCheck(t *testing.T) {
 			wantCode: 1, wantStderr: "parse -listen"},
 	}
 	checkRuns(t, tests, "-check")
+}
+
+// holdCommandLine starts a process whose command line is the test binary
+// with args, in dir, and returns its pid; it lives until the test ends.
+func holdCommandLine(t *testing.T, dir string, args ...string) int {
+	t.Helper()
+	c := rpcdtest.Command(os.Args[0], args...)
+	c.Dir = dir
+	stdin, err := c.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		c.Wait()
+	})
+	return c.Process.Pid
+}
+
+// exitedPid returns the pid of a process that has exited and been reaped.
+func exitedPid(t *testing.T) int {
+	t.Helper()
+	c := exec.Command("true")
+	if err := c.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return c.Process.Pid
+}
+
+func TestHealthCheckOfPid(t *testing.T) {
+	little, big := startPingWorker(t), startPingWorkerOrder(t, protocol.BigEndian)
+	dir := t.TempDir()
+	config := fmt.Sprintf("listen: 0.0.0.0:%d\n", little)
+	if err := os.WriteFile(filepath.Join(dir, "rpcd.yaml"), []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	closed := closedPort(t)
+	pid := func(args ...string) string {
+		return "-check-pid=" + strconv.Itoa(holdCommandLine(t, dir, args...))
+	}
+	tests := []runCase{
+		{name: "its listen and byte order",
+			args:       []string{pid(fmt.Sprintf("-listen=127.0.0.1:%d", big), "-byteorder=big", "-workers=1")},
+			wantStdout: fmt.Sprintf("127.0.0.1:%d answered ping", big)},
+		{name: "its config file, relative to its directory",
+			args:       []string{pid("-config=rpcd.yaml")},
+			wantStdout: fmt.Sprintf("127.0.0.1:%d answered ping", little)},
+		{name: "its flags over its config file",
+			args:       []string{pid("-config="+filepath.Join(dir, "rpcd.yaml"), fmt.Sprintf("-listen=127.0.0.1:%d", big), "-byteorder", "big")},
+			wantStdout: fmt.Sprintf("127.0.0.1:%d answered ping", big)},
+		{name: "its address, not -listen",
+			args:     []string{pid(fmt.Sprintf("-listen=127.0.0.1:%d", closed)), fmt.Sprintf("-listen=127.0.0.1:%d", little)},
+			wantCode: 1, wantStderr: fmt.Sprintf("127.0.0.1:%d: connect: connection refused", closed)},
+		{name: "not an rpcd command line", args: []string{pid("-nope")},
+			wantCode: 1, wantStderr: "parse command line of pid"},
+		{name: "invalid settings", args: []string{pid("-workers=0")},
+			wantCode: 1, wantStderr: "need at least 1"},
+		{name: "exited", args: []string{"-check-pid=" + strconv.Itoa(exitedPid(t))},
+			wantCode: 1, wantStderr: "read command line of pid"},
+	}
+	checkRuns(t, tests, "-check")
+	checkRuns(t, []runCase{
+		{name: "without -check", args: []string{"-check-pid=1"}, wantCode: 2, wantStderr: "-check-pid is for -check"},
+		{name: "negative", args: []string{"-check", "-check-pid=-1"}, wantCode: 2, wantStderr: "want a pid"},
+	})
 }

@@ -64,7 +64,7 @@ func runCommand(s *settings, stdout, stderr io.Writer) int {
 		return code
 	}
 	if s.healthCheck {
-		return runHealthCheck(&s.options, stdout, stderr)
+		return runHealthCheck(s, stdout, stderr)
 	}
 	return runMaster(s, stderr, sigs)
 }

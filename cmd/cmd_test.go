@@ -44,7 +44,7 @@ func TestRunFlags(t *testing.T) {
 		{name: "help", args: []string{"-h"}, wantStderr: "Usage: rpcd [flags]"},
 		{name: "help lists flags", args: []string{"-h"}, wantStderr: "-shutdown-timeout"},
 		{name: "unknown flag", args: []string{"-nope"}, wantCode: 2, wantStderr: "flag provided but not defined"},
-		{name: "stray argument", args: []string{"serve"}, wantCode: 2, wantStderr: `unexpected argument "serve"`},
+		{name: "stray argument", args: []string{"serve"}, wantCode: 2, wantStderr: "unexpected argument \"serve\" (rpcd takes flags only)\nRun 'rpcd -h' for usage."},
 		{name: "bad byte order", args: []string{"-byteorder=middle"}, wantCode: 2, wantStderr: "want little or big"},
 		{name: "no workers", args: []string{"-workers=0"}, wantCode: 2, wantStderr: "need at least 1"},
 		{name: "bad max frame", args: []string{"-max-frame=0"}, wantCode: 2, wantStderr: "want a size"},

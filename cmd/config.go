@@ -13,7 +13,7 @@ import (
 
 // commandOnly are the flags that pick an action rather than a setting: they
 // are no configuration keys and are never passed on to workers.
-var commandOnly = map[string]bool{"config": true, "s": true, "t": true, "version": true, "check": true}
+var commandOnly = map[string]bool{"config": true, "s": true, "t": true, "version": true, "check": true, "check-pid": true}
 
 // errConfigEmpty is the error for a -config file that sets no key.
 var errConfigEmpty = errors.New("the file sets nothing: give at least one key, such as listen")

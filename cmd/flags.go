@@ -39,6 +39,7 @@ type options struct {
 	checkTimeout    time.Duration
 	maxConns        int
 	maxBuffer       byteSize
+	checkPid        int
 
 	configFile        string
 	pidFile           string
@@ -64,17 +65,15 @@ reopens the log file (see the README's Signals table).
 Flags:
 `
 
+// newFlagSet defines the built-in flags on a new flag set; parseFlags
+// parses it, and prints its usage on out.
 func newFlagSet(opts *options, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("rpcd", flag.ContinueOnError)
 	fs.SetOutput(out)
-	fs.Usage = func() {
-		fmt.Fprint(out, usageHeader)
-		fs.PrintDefaults()
-	}
 	opts.maxFrame = protocol.DefaultMaxFrame
 	opts.maxBuffer = worker.DefaultMaxBuffer
 	fs.StringVar(&opts.listen, "listen", "127.0.0.1:8080", "`host:port` to serve on; port 0 picks a free one")
-	fs.IntVar(&opts.workers, "workers", defaultWorkers(), "number of worker processes (default: the CPUs this process may use: $GOMAXPROCS if set, else the CPU affinity and cgroup CPU quota, rounded up)")
+	fs.IntVar(&opts.workers, "workers", defaultWorkers(), "number of worker processes; unset, the CPUs this process may use: $GOMAXPROCS if set, else the CPU affinity and cgroup CPU quota, rounded up")
 	fs.StringVar(&opts.byteOrder, "byteorder", "little", "byte order of the 4-byte length prefix: little or big")
 	fs.Var(&opts.maxFrame, "max-frame", "largest request body in bytes (suffixes KiB, MiB); a longer frame is answered with frame_too_large and its connection closed")
 	fs.DurationVar(&opts.idleTimeout, "idle-timeout", 60*time.Second, "close a connection with nothing in flight after this quiet spell (0 disables)")
@@ -92,8 +91,64 @@ func newFlagSet(opts *options, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&opts.checkTimeout, "check-timeout", 2*time.Second, "how long -check waits for the pong")
 	fs.IntVar(&opts.maxConns, "max-conns", 0, "connections per worker; at the limit a worker stops accepting until one closes (0: the descriptor limit less 64, at most 65536)")
 	fs.Var(&opts.maxBuffer, "max-buffer", "memory budget per worker for half-received frames and unsent answers (suffixes KiB, MiB); near it reading pauses, past it the connections holding the most are dropped")
+	fs.IntVar(&opts.checkPid, "check-pid", 0, "with -check, ping the address of the rpcd master with this `pid` instead of -listen: its command line and -config resolved as it did (-check-pid=1 in a container)")
 	addLifecycleFlags(fs, opts)
 	return fs
+}
+
+// parseFlags parses args, every flag of fs defined. -h prints the usage
+// on fs's output. A bad flag is said in one line with a pointer to -h, as
+// go tools do, not above the whole usage.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	out := fs.Output()
+	fs.VisitAll(explainDurations)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		printUsage(fs)
+	case err != nil:
+		fmt.Fprintf(out, "rpcd: %v\nRun 'rpcd -h' for usage.\n", err)
+	}
+	return err
+}
+
+// printUsage prints the usage of rpcd with the flags of fs on its output.
+func printUsage(fs *flag.FlagSet) {
+	// The flag package names the type of its own duration values only.
+	fs.VisitAll(func(f *flag.Flag) {
+		if d, ok := f.Value.(durationValue); ok {
+			f.Value = d.Getter
+		}
+	})
+	fmt.Fprint(fs.Output(), usageHeader)
+	fs.PrintDefaults()
+}
+
+// explainDurations has f, if it holds a time.Duration, say what it wants
+// when it rejects a value, on the command line or in a -config file.
+func explainDurations(f *flag.Flag) {
+	if g, ok := f.Value.(flag.Getter); ok {
+		if _, ok := g.Get().(time.Duration); ok {
+			f.Value = durationValue{g}
+		}
+	}
+}
+
+// durationValue is a duration flag that says why it rejects a value, where
+// the flag package says "parse error".
+type durationValue struct{ flag.Getter }
+
+func (d durationValue) Set(s string) error {
+	if err := d.Getter.Set(s); err != nil {
+		if _, numErr := strconv.ParseFloat(s, 64); numErr == nil {
+			return fmt.Errorf("a duration needs a unit, like %ss or %sms", s, s)
+		}
+		return errors.New("want a duration, like 500ms, 30s or 1m30s")
+	}
+	return nil
 }
 
 // check validates what the flag package cannot.
@@ -115,6 +170,9 @@ func (o *options) check() error {
 	}
 	if o.maxConns < 0 || o.maxBuffer < o.maxFrame {
 		return errors.New("-max-conns must not be negative and -max-buffer must be at least -max-frame")
+	}
+	if err := o.checkHealthCheck(); err != nil {
+		return err
 	}
 	if _, err := zapcore.ParseLevel(o.logLevel); err != nil {
 		return fmt.Errorf("-log-level: %w", err)

@@ -36,12 +36,12 @@ func parseSettings(args []string, exts []Extension, out io.Writer) (*settings, e
 	for _, e := range exts {
 		s.ext = append(s.ext, e.Flags(s.fs))
 	}
-	if err := s.fs.Parse(args); err != nil {
+	if err := parseFlags(s.fs, args); err != nil {
 		return nil, err
 	}
 	if s.fs.NArg() > 0 {
-		err := fmt.Errorf("unexpected argument %q", s.fs.Arg(0))
-		fmt.Fprintf(out, "rpcd: %v\n", err)
+		err := fmt.Errorf("unexpected argument %q (rpcd takes flags only)", s.fs.Arg(0))
+		fmt.Fprintf(out, "rpcd: %v\nRun 'rpcd -h' for usage.\n", err)
 		return nil, err
 	}
 	return s, nil

@@ -5,6 +5,7 @@
 // Its tests check those files against the rpcd binary's own flags, and run
 // the image on a real Docker engine: serving published ports on 127.0.0.1,
 // graceful docker stop under load, reload on SIGHUP, a killed worker healed,
-// the CPU quota setting the worker count, and Compose replicas. The container
-// tests skip when no Docker engine answers.
+// the health check following another -listen, the CPU quota setting the
+// worker count, and Compose replicas. The container tests skip when no
+// Docker engine answers.
 package deploy

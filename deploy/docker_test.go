@@ -67,18 +67,25 @@ type container struct {
 // flags, publishes its port on 127.0.0.1 only, and waits until it answers.
 func runContainer(t *testing.T, dockerArgs []string, rpcdArgs ...string) *container {
 	t.Helper()
+	return runContainerOn(t, 8080, dockerArgs, rpcdArgs...)
+}
+
+// runContainerOn is runContainer for a server that listens on port in the
+// container.
+func runContainerOn(t *testing.T, port int, dockerArgs []string, rpcdArgs ...string) *container {
+	t.Helper()
 	image := testImage(t)
-	args := append([]string{"run", "-d", "--name", "rpcd-test-" + randomSuffix(), "-p", "127.0.0.1:0:8080"}, dockerArgs...)
+	args := append([]string{"run", "-d", "--name", "rpcd-test-" + randomSuffix(), "-p", fmt.Sprintf("127.0.0.1:0:%d", port)}, dockerArgs...)
 	id := run(t, "docker", append(append(args, image), rpcdArgs...)...)
 	c := &container{t: t, id: id}
 	t.Cleanup(c.remove)
-	for _, line := range strings.Split(run(t, "docker", "port", id, "8080/tcp"), "\n") {
+	for _, line := range strings.Split(run(t, "docker", "port", id, fmt.Sprintf("%d/tcp", port)), "\n") {
 		if strings.HasPrefix(line, "127.0.0.1:") {
 			c.addr = line
 		}
 	}
 	if c.addr == "" {
-		t.Fatal("port 8080 is not published on 127.0.0.1")
+		t.Fatalf("port %d is not published on 127.0.0.1", port)
 	}
 	waitServing(t, c.addr, 30*time.Second)
 	return c
@@ -163,7 +170,7 @@ func TestImage(t *testing.T) {
 		{name: "logs json", ok: slices.Contains(cfg.Entrypoint, "-log-format=json"), got: cfg.Entrypoint},
 		{name: "port 8080 exposed", ok: cfg.ExposedPorts["8080/tcp"] != nil, got: cfg.ExposedPorts},
 		{name: "graceful stop signal", ok: cfg.StopSignal == "SIGTERM" || cfg.StopSignal == "SIGQUIT", got: cfg.StopSignal},
-		{name: "shell-free health check", ok: slices.Equal(cfg.Healthcheck.Test, []string{"CMD", "/rpcd", "-check", "-listen=0.0.0.0:8080"}), got: cfg.Healthcheck.Test},
+		{name: "shell-free health check of PID 1's address", ok: slices.Equal(cfg.Healthcheck.Test, []string{"CMD", "/rpcd", "-check", "-check-pid=1"}), got: cfg.Healthcheck.Test},
 		{name: "GOMAXPROCS not set", ok: !slices.ContainsFunc(cfg.Env, func(kv string) bool { return strings.HasPrefix(kv, "GOMAXPROCS=") }), got: cfg.Env},
 	}
 	for _, c := range checks {
@@ -205,6 +212,17 @@ func TestContainerServes(t *testing.T) {
 		t.Errorf("rpcd's master is not PID 1 in the container: %q", nspid)
 	}
 	waitfor.Until(t, 10*time.Second, "two workers", func() bool { return len(c.workerPids()) == 2 })
+	waitfor.Until(t, 40*time.Second, "health status healthy", func() bool {
+		return c.inspect("{{.State.Health.Status}}") == "healthy"
+	})
+}
+
+// TestHealthCheckFollowsListen runs the image on another -listen, given to
+// docker run: the health check pings where the master listens and turns
+// healthy.
+func TestHealthCheckFollowsListen(t *testing.T) {
+	t.Parallel()
+	c := runContainerOn(t, 9090, nil, "-listen=0.0.0.0:9090", "-workers=1")
 	waitfor.Until(t, 40*time.Second, "health status healthy", func() bool {
 		return c.inspect("{{.State.Health.Status}}") == "healthy"
 	})

@@ -116,8 +116,13 @@ func TestDockerfiles(t *testing.T) {
 	opts, cmd, _ := strings.Cut(plain["HEALTHCHECK"], "CMD ")
 	probe := execForm(t, "HEALTHCHECK", cmd)
 	probeFlags := parseFlags(t, "HEALTHCHECK", probe[1:])
-	if probe[0] != entry[0] || !slices.Contains(probe, "-check") || probeFlags["listen"] != flags["listen"] {
-		t.Errorf("HEALTHCHECK %q must run %s -check on the -listen of the ENTRYPOINT %q", probe, entry[0], entry)
+	// PID 1 is the master; its own flags, the ENTRYPOINT's and any given
+	// to docker run, say where it listens.
+	if probe[0] != entry[0] || !slices.Contains(probe, "-check") || probeFlags["check-pid"] != "1" {
+		t.Errorf("HEALTHCHECK %q must run %s -check -check-pid=1", probe, entry[0])
+	}
+	if listen, ok := probeFlags["listen"]; ok {
+		t.Errorf("HEALTHCHECK sets -listen=%s, which -check-pid overrides", listen)
 	}
 	if timeout := optionDuration(t, opts, "--timeout"); timeout <= 2*time.Second {
 		t.Errorf("HEALTHCHECK --timeout=%v leaves -check's 2s no room", timeout)
@@ -183,8 +188,9 @@ type podSpec struct {
 }
 
 type probe struct {
-	Exec           struct{ Command []string }
-	TimeoutSeconds int `yaml:"timeoutSeconds"`
+	Exec           *struct{ Command []string }
+	TCPSocket      *struct{ Port yaml.Node } `yaml:"tcpSocket"`
+	TimeoutSeconds int                       `yaml:"timeoutSeconds"`
 }
 
 // readK8s decodes every document of every manifest in deploy/k8s.
@@ -240,9 +246,8 @@ func TestKubernetesManifests(t *testing.T) {
 	if len(ctr.Ports) != 1 || ctr.Ports[0].ContainerPort != port {
 		t.Errorf("container ports %+v, want the -listen port %d", ctr.Ports, port)
 	}
-	for name, p := range map[string]*probe{"readinessProbe": ctr.ReadinessProbe, "livenessProbe": ctr.LivenessProbe} {
-		checkProbe(t, name, p, flags["listen"])
-	}
+	checkProbe(t, "readinessProbe", ctr.ReadinessProbe, flags["listen"])
+	checkLiveness(t, ctr.LivenessProbe, ctr.Ports[0].Name, port)
 	preStop := time.Duration(ctr.Lifecycle.PreStop.Sleep.Seconds) * time.Second
 	grace := time.Duration(pod.TerminationGracePeriodSeconds) * time.Second
 	if preStop <= 0 {
@@ -265,6 +270,10 @@ func checkProbe(t *testing.T, name string, p *probe, listen string) {
 		t.Errorf("no %s", name)
 		return
 	}
+	if p.Exec == nil {
+		t.Errorf("%s is not an exec probe", name)
+		return
+	}
 	cmd := p.Exec.Command
 	if len(cmd) < 2 || cmd[0] != "/rpcd" || !slices.Contains(cmd, "-check") {
 		t.Errorf("%s runs %q, want /rpcd -check", name, cmd)
@@ -280,6 +289,20 @@ func checkProbe(t *testing.T, name string, p *probe, listen string) {
 	}
 	if time.Duration(p.TimeoutSeconds)*time.Second <= timeout {
 		t.Errorf("%s timeoutSeconds %d leaves -check's %v no room", name, p.TimeoutSeconds, timeout)
+	}
+}
+
+// checkLiveness wants a TCP probe of the server's port: a ping, as
+// readiness sends, fails on an overloaded pod too, which a restart only
+// makes worse.
+func checkLiveness(t *testing.T, p *probe, portName string, port int) {
+	t.Helper()
+	if p == nil || p.Exec != nil || p.TCPSocket == nil {
+		t.Error("livenessProbe must be a tcpSocket probe, not a ping that fails under load")
+		return
+	}
+	if target := p.TCPSocket.Port.Value; target != portName && target != strconv.Itoa(port) {
+		t.Errorf("livenessProbe port %s, want %s or %d", target, portName, port)
 	}
 }
 
@@ -428,7 +451,9 @@ func TestSystemdUnit(t *testing.T) {
 		"Service.ExecReload":   "/bin/kill -HUP $MAINPID",
 		"Service.KillMode":     "mixed",
 		"Service.KillSignal":   "SIGTERM",
-		"Install.WantedBy":     "multi-user.target",
+		// rpcd exits 2 on bad flags or configuration, which no restart fixes.
+		"Service.RestartPreventExitStatus": "2",
+		"Install.WantedBy":                 "multi-user.target",
 	}
 	for key, v := range want {
 		if got := unit[key]; len(got) != 1 || got[0] != v {

@@ -22,6 +22,18 @@ func TestFibonacciMatchesIteration(t *testing.T) {
 	}
 }
 
+// TestFibonacciPythonDigitLimit holds the package doc to its word: from
+// n = 20578 on, F(n) exceeds the 4300 digits Python's int conversion allows
+// by default.
+func TestFibonacciPythonDigitLimit(t *testing.T) {
+	if d := len(Fibonacci(20577).String()); d != 4300 {
+		t.Errorf("F(20577) has %d digits, want 4300", d)
+	}
+	if d := len(Fibonacci(20578).String()); d != 4301 {
+		t.Errorf("F(20578) has %d digits, want 4301", d)
+	}
+}
+
 func TestFibonacciLarge(t *testing.T) {
 	if got := Fibonacci(MaxFibN).String(); len(got) != 20899 || got[:10] != "2597406934" {
 		t.Fatalf("F(100000) has %d digits starting %s", len(got), got[:10])

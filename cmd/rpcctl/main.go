@@ -50,7 +50,7 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "`host:port` of the server")
 	fs.StringVar(&cfg.byteOrder, "byteorder", "little", "byte order of the length prefix: little or big")
-	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "how long each call may take")
+	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "how long each call, and each connect, may take")
 	fs.IntVar(&cfg.n, "n", 0, "load test: make this many calls and report rate and latency")
 	fs.IntVar(&cfg.c, "c", 10, "load test: concurrent callers")
 	fs.IntVar(&cfg.conns, "conns", 0, "connections the callers share (default: min(c, 8))")
@@ -95,7 +95,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rpcctl: -byteorder: %v\n", err)
 		return 2
 	}
-	c, err := client.Dial(cfg.addr, client.Options{ByteOrder: order, Conns: cfg.conns, Timeout: cfg.timeout})
+	c, err := client.Dial(cfg.addr, client.Options{
+		ByteOrder: order, Conns: cfg.conns, Timeout: cfg.timeout, DialTimeout: cfg.timeout,
+	})
 	if err != nil {
 		fmt.Fprintf(stderr, "rpcctl: %v\n", err)
 		return 1
