@@ -85,6 +85,7 @@ func (p *pool) stop() {
 }
 
 func (p *pool) run() {
+	lowerPriority()
 	var rep rpc.Reply
 	for j := range p.jobs {
 		if p.stopped.Load() {
