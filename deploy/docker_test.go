@@ -245,12 +245,17 @@ func TestCPUQuotaSetsWorkers(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := runContainer(t, tt.dockerArgs, tt.rpcdArgs...)
+			// The first ready worker serves; the master is ready once all are.
 			ready := -1.0
-			for _, e := range c.logs() {
-				if e.msg() == "master ready" {
-					ready, _ = e["workers"].(float64)
+			waitfor.Until(t, 30*time.Second, `"master ready"`, func() bool {
+				for _, e := range c.logs() {
+					if e.msg() == "master ready" {
+						ready, _ = e["workers"].(float64)
+						return true
+					}
 				}
-			}
+				return false
+			})
 			if int(ready) != tt.wantWorkers {
 				t.Errorf("master ready with workers=%v, want %d", ready, tt.wantWorkers)
 			}

@@ -1,8 +1,8 @@
 // Package rpc is the contract between rpcd and the methods it serves: a
-// Handler answers one request into a Reply, and a Registry names handlers
-// and says where each runs. It knows nothing of sockets or event loops, so a
-// package of methods builds on every OS; package worker serves a Registry on
-// Linux.
+// Handler answers one request into a Reply, a BatchHandler answers many at
+// once, and a Registry names handlers and says where each runs. It knows
+// nothing of sockets or event loops, so a package of methods builds on every
+// OS; package worker serves a Registry on Linux.
 //
 // # Handlers
 //
@@ -23,16 +23,33 @@
 // for. At that deadline the client is answered timeout whether or not the
 // handler has returned, a result that comes later is dropped, and a call still
 // queued at its deadline never runs. When the pool's queue is full a Blocking
-// call is answered overloaded without running. Handlers of both modes may run
-// at the same time as other handlers, so state they share must be safe for
-// concurrent use.
+// call is answered overloaded without running.
+//
+// A Batch method does its I/O without a pool goroutine per call. At the end of
+// each turn of its event loop a worker hands the calls of that method it read
+// in the turn, in the order read, to one BatchHandler call on a goroutine of
+// its own, never the loop's. The handler completes each Call by setting its
+// Reply, or its Err to fail it, and returns; the answers then go back to the
+// loop together and out in each connection's request order. It suits a method
+// that can serve many calls with one round trip, such as commands pipelined to
+// a database. A worker runs at most one batch of a method at a time: calls
+// read meanwhile wait for the next batch, which therefore grows with the load.
+// The calls share ctx, which ends at the deadline of the batch's last call.
+// Every call keeps its own deadline as a Blocking call does: it is answered
+// timeout when it passes, a call still waiting for its batch then never runs,
+// and what the handler sets on it later is dropped. When the worker's queue is
+// full a call is answered overloaded without running. A handler that panics
+// fails every call of its batch with protocol.CodeInternal.
+//
+// Handlers of every mode may run at the same time as other handlers, so state
+// they share must be safe for concurrent use.
 //
 // # Errors and panics
 //
 // A handler that returns a *protocol.Error (or an error wrapping one) is
 // answered with its code and message: protocol.CodeBadRequest for params it
 // cannot take, protocol.CodeUnavailable for a service it needs that is down,
-// or a code of its own. Any other error is answered protocol.CodeInternal with
+// or a code of its own; so does a Batch call whose Err is set to one. Any other error is answered protocol.CodeInternal with
 // the error's text. A handler that panics is answered protocol.CodeInternal,
 // the panic is logged, and the worker and the connection carry on. Whatever
 // was set on rep is discarded when the handler fails.

@@ -17,6 +17,9 @@ const (
 	Inline Mode = iota
 	// Blocking handlers run on the worker's pool, under the handler deadline.
 	Blocking
+	// Batch handlers get every call of their method from one loop turn at
+	// once, on a goroutine of their own; see RegisterBatch.
+	Batch
 )
 
 func (m Mode) String() string {
@@ -25,13 +28,16 @@ func (m Mode) String() string {
 		return "inline"
 	case Blocking:
 		return "blocking"
+	case Batch:
+		return "batch"
 	}
 	return fmt.Sprintf("Mode(%d)", uint8(m))
 }
 
 type entry struct {
-	h    Handler
-	mode Mode
+	h     Handler
+	batch BatchHandler
+	mode  Mode
 }
 
 // Registry maps method names to handlers. Register everything before it is
@@ -45,25 +51,31 @@ func NewRegistry() *Registry {
 	return &Registry{m: make(map[string]entry)}
 }
 
-// Register adds h under name. It panics on an empty name, a nil handler, an
-// unknown mode or a name registered twice: all programming errors.
+// Register adds h under name as an Inline or Blocking method (Batch methods
+// register with RegisterBatch). It panics on an empty name, a nil handler,
+// another mode or a name registered twice: all programming errors.
 func (r *Registry) Register(name string, mode Mode, h Handler) {
 	switch {
-	case name == "":
-		panic("rpc: register a handler with an empty name")
 	case h == nil:
 		panic(fmt.Sprintf("rpc: register %q with a nil handler", name))
 	case mode != Inline && mode != Blocking:
 		panic(fmt.Sprintf("rpc: register %q with %v", name, mode))
 	}
+	r.add(name, entry{h: h, mode: mode})
+}
+
+func (r *Registry) add(name string, e entry) {
+	if name == "" {
+		panic("rpc: register a handler with an empty name")
+	}
 	if _, dup := r.m[name]; dup {
 		panic(fmt.Sprintf("rpc: register %q twice", name))
 	}
-	r.m[name] = entry{h: h, mode: mode}
+	r.m[name] = e
 }
 
-// Lookup finds the handler for name without allocating. Safe from any
-// goroutine once registration is over.
+// Lookup finds the handler for name without allocating; h is nil for a Batch
+// method (see LookupBatch). Safe from any goroutine once registration is over.
 func (r *Registry) Lookup(name []byte) (h Handler, mode Mode, ok bool) {
 	e, ok := r.m[string(name)]
 	return e.h, e.mode, ok

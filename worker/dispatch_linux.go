@@ -88,7 +88,7 @@ func (w *Worker) frameError(c *conn, err error) {
 	}
 }
 
-// dispatch answers one request body, inline or through the pool.
+// dispatch answers one request body: inline, through the pool or in a batch.
 func (w *Worker) dispatch(c *conn, body []byte) {
 	w.stats.requests.Add(1)
 	if err := protocol.ParseRequest(body, &w.req); err != nil {
@@ -108,6 +108,8 @@ func (w *Worker) dispatch(c *conn, body []byte) {
 		w.answer(c, nil, protocol.Errorf(protocol.CodeUnknownMethod, "unknown method %q", w.req.Method))
 	case mode == rpc.Blocking:
 		w.offload(c, h)
+	case mode == rpc.Batch:
+		w.enqueueBatch(c)
 	default:
 		w.rep.Reset()
 		err := callHandler(context.Background(), w.log, h, w.req.Method, w.req.Params, &w.rep)
@@ -157,10 +159,15 @@ func (w *Worker) answer(c *conn, rep *rpc.Reply, err error) {
 	}
 }
 
-// routeResults files finished pooled answers into their conns' slots, then
-// settles each conn once, so it gets one write however many answers arrived.
+// routeResults files finished pooled and batched answers into their conns'
+// slots, then settles each conn once, so it gets one write however many
+// answers arrived.
 func (w *Worker) routeResults() {
-	for _, r := range w.pool.collect() {
+	results, returned := w.pool.collect()
+	for _, b := range returned {
+		w.batchDone(b)
+	}
+	for _, r := range results {
 		c := w.connByID(r.fd, r.connID)
 		if c == nil || c.order == nil || !c.order.fill(r.seq, r.frame) {
 			continue // the conn closed; its fd may belong to another by now

@@ -17,10 +17,15 @@
 // A worker serves an rpc.Registry, under the contract package rpc states:
 // Inline handlers run on the loop goroutine, Blocking ones on the offload pool
 // (Config.PoolSize goroutines behind a queue of Config.QueueSize, overloaded
-// when it is full) under a deadline Config.HandlerTimeout after their request
+// when it is full; each on a thread of its own at nice 10, so that blocking
+// work saturating the CPUs delays the loop less) under a deadline Config.HandlerTimeout after their request
 // was read. The loop answers timeout at that deadline, in the call's
-// place in the order. Answers on a connection go out in request order
-// whatever mode produced them.
+// place in the order. The calls of a Batch method read in one loop turn start
+// as one batch on a goroutine of their own at the end of the turn, one batch
+// per method at a time, under the same deadlines and the same queue bound
+// (Config.QueueSize calls waiting per method); their answers come back through
+// the same wake-up as pooled ones. Answers on a connection go out in request
+// order whatever mode produced them.
 //
 // # Errors and limits
 //

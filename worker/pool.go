@@ -51,9 +51,11 @@ type pool struct {
 	timeout *protocol.Error // the answer for a job past its deadline
 	stopped atomic.Bool
 
-	mu      sync.Mutex
-	results []result // finished, not yet collected by the loop
-	spare   []result // the loop's previous batch, reused; loop only
+	mu       sync.Mutex
+	results  []result   // finished, not yet collected by the loop
+	returned []*batcher // batchers whose batch is in results
+	spare    []result   // the loop's previous batch, reused; loop only
+	spareB   []*batcher // likewise for returned
 }
 
 func newPool(size, queue int, order protocol.ByteOrder, log *zap.Logger, wake func(), timeout *protocol.Error) *pool {
@@ -83,6 +85,7 @@ func (p *pool) stop() {
 }
 
 func (p *pool) run() {
+	lowerPriority()
 	var rep rpc.Reply
 	for j := range p.jobs {
 		if p.stopped.Load() {
@@ -120,14 +123,25 @@ func (p *pool) deliver(res result) {
 	p.wake()
 }
 
-// collect takes every finished result. The slice is valid until the next
-// collect. Loop goroutine only.
-func (p *pool) collect() []result {
-	clear(p.spare)
+// deliverBatch queues the answers of b's batch for the loop and wakes it.
+// Safe from any goroutine.
+func (p *pool) deliverBatch(res []result, b *batcher) {
 	p.mu.Lock()
-	batch := p.results
-	p.results = p.spare[:0]
+	p.results = append(p.results, res...)
+	p.returned = append(p.returned, b)
 	p.mu.Unlock()
-	p.spare = batch
-	return batch
+	p.wake()
+}
+
+// collect takes every finished result, and the batchers whose batches they
+// complete. The slices are valid until the next collect. Loop goroutine only.
+func (p *pool) collect() ([]result, []*batcher) {
+	clear(p.spare)
+	clear(p.spareB)
+	p.mu.Lock()
+	batch, returned := p.results, p.returned
+	p.results, p.returned = p.spare[:0], p.spareB[:0]
+	p.mu.Unlock()
+	p.spare, p.spareB = batch, returned
+	return batch, returned
 }

@@ -60,6 +60,7 @@ type Worker struct {
 	freeQueues    []*answerQueue
 	seqFloor      uint64 // first slot number for the next answer queue
 	deadlines     deadlineQueue
+	batches       batchSet
 	timeoutFrame  []byte // the answer for a pooled request past its deadline
 	epoch         time.Time
 	now           int64 // coarse clock: nanoseconds since epoch, read once per wakeup
@@ -244,6 +245,7 @@ func (w *Worker) run() error {
 			w.handleEvent(ev)
 		}
 		w.expireDeadlines()
+		w.startBatches()
 		w.enforceBudget()
 		// Accept only after the whole batch: a descriptor closed above and
 		// reused by accept4 must not receive an event meant for its old owner.

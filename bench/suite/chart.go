@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image/color"
 	"os"
+	"slices"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -19,6 +20,28 @@ var serverColors = map[string]color.Color{
 	"goserver": color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
 	"gnet":     color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
 	"redis":    color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
+}
+
+// colorOf colours a server, or a cache load: rpcd's colour for rpcd's, redis's
+// for redis-benchmark's.
+func colorOf(name string) color.Color {
+	for _, l := range cacheLoads {
+		if l.name == name && l.rpcd {
+			return serverColors["rpcd"]
+		} else if l.name == name {
+			return serverColors["redis"]
+		}
+	}
+	return serverColors[name]
+}
+
+// cacheNames are the cache loads' names, in table order.
+func cacheNames() []string {
+	names := make([]string, len(cacheLoads))
+	for i, l := range cacheLoads {
+		names[i] = l.name
+	}
+	return names
 }
 
 // panel is one bar chart of the figure: one bar per server.
@@ -42,6 +65,13 @@ func writeChart(r *results, path string) error {
 			panel{fmt.Sprintf("server CPU µs/request, depth %d (lower is better)", depth), cpu, "%.2f"},
 			panel{fmt.Sprintf("thousand requests/s, depth %d", depth), rps, "%.0f"})
 	}
+	if len(r.cache) > 0 {
+		rps := map[string]float64{}
+		for _, l := range cacheLoads {
+			rps[l.name] = r.cacheSummary(l.name).rps / 1000
+		}
+		panels = append(panels, panel{fmt.Sprintf("cache: thousand requests/s, %d conns", r.opts.cacheConns), rps, "%.0f"})
+	}
 	if len(r.idle) > 0 {
 		mem := map[string]float64{}
 		for _, i := range r.idle {
@@ -56,7 +86,7 @@ func writeChart(r *results, path string) error {
 	tiles := draw.Tiles{Rows: rows, Cols: cols, PadX: vg.Points(12), PadY: vg.Points(12),
 		PadTop: vg.Points(8), PadBottom: vg.Points(8), PadLeft: vg.Points(8), PadRight: vg.Points(8)}
 	for i, p := range panels {
-		plt, err := p.plot(r.opts.servers)
+		plt, err := p.plot(append(slices.Clone(r.opts.servers), cacheNames()...))
 		if err != nil {
 			return err
 		}
@@ -88,7 +118,7 @@ func (p panel) plot(servers []string) (*plot.Plot, error) {
 			return nil, fmt.Errorf("chart %q: %w", p.title, err)
 		}
 		bars.XMin = float64(len(names))
-		bars.Color = serverColors[name]
+		bars.Color = colorOf(name)
 		bars.LineStyle.Width = 0
 		labels, err := plotter.NewLabels(plotter.XYLabels{
 			XYs:    plotter.XYs{{X: float64(len(names)), Y: v}},

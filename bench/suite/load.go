@@ -69,13 +69,19 @@ func runLoad(ctx context.Context, o options, bins binaries, s *server, depth int
 	} else {
 		args = append(args, "-in", "ping", "-params", o.params)
 	}
+	return rpcbench(ctx, bins, args, fmt.Sprintf("%s at depth %d", s.name, depth))
+}
+
+// rpcbench runs rpcbench with args (which include -json) and decodes its
+// report; what names the run in errors.
+func rpcbench(ctx context.Context, bins binaries, args []string, what string) (loadRun, error) {
 	cmd := exec.CommandContext(ctx, bins["rpcbench"], args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	var r loadRun
 	if jerr := json.Unmarshal(stdout.Bytes(), &r); jerr != nil || err != nil {
-		return r, fmt.Errorf("rpcbench against %s at depth %d: %v %v\n%s%s", s.name, depth, err, jerr,
+		return r, fmt.Errorf("rpcbench against %s: %v %v\n%s%s", what, err, jerr,
 			stdout.String(), stderr.String())
 	}
 	return r, nil

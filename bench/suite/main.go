@@ -29,6 +29,10 @@ type options struct {
 	idle     int
 	workers  int
 	params   string
+	// cacheConns is the connection count of the cache runs (0 skips them);
+	// cacheRedis the address of their redis-server, once started.
+	cacheConns int
+	cacheRedis string
 }
 
 func parseOptions(args []string) (options, error) {
@@ -46,6 +50,7 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.idle, "idle", 10000, "connections for the idle memory test (0 skips it)")
 	fs.IntVar(&o.workers, "workers", runtime.NumCPU(), "rpcd worker processes")
 	fs.StringVar(&o.params, "params", `"ireader 0"`, "ping params (JSON)")
+	fs.IntVar(&o.cacheConns, "cache-conns", 50, "connections per cache run, one request in flight each (0 skips the cache runs)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -62,8 +67,8 @@ func parseOptions(args []string) (options, error) {
 		}
 		o.servers = append(o.servers, s)
 	}
-	if o.repeat < 1 || o.conns < 1 || o.idle < 0 {
-		return o, errors.New("-repeat and -conns must be at least 1, -idle not negative")
+	if o.repeat < 1 || o.conns < 1 || o.idle < 0 || o.cacheConns < 0 {
+		return o, errors.New("-repeat and -conns must be at least 1, -idle and -cache-conns not negative")
 	}
 	return o, nil
 }
@@ -104,6 +109,11 @@ func run(ctx context.Context, o options) error {
 	res := &results{opts: o, started: time.Now()}
 	if err := measureLoad(ctx, o, bins, work, res); err != nil {
 		return err
+	}
+	if o.cacheConns > 0 {
+		if err := measureCache(ctx, o, bins, work, res); err != nil {
+			return err
+		}
 	}
 	if o.idle > 0 {
 		if err := measureIdle(ctx, o, bins, work, res); err != nil {

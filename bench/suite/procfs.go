@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // childPIDs lists the live direct children of pid (a prefork server's workers).
@@ -65,4 +66,26 @@ func processRSS(pid int) (int64, error) {
 		return kb << 10, nil
 	}
 	return 0, fmt.Errorf("read rss of %d: no VmRSS line", pid)
+}
+
+// processCPU reads the user and system CPU time pid has used.
+func processCPU(pid int) (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read cpu time: %w", err)
+	}
+	// The fields after the parenthesised command name; utime and stime are
+	// fields 14 and 15 of the whole line.
+	_, rest, _ := bytes.Cut(data, []byte(") "))
+	f := strings.Fields(string(rest))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("read cpu time of %d: short stat line", pid)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("read cpu time of %d: bad stat line", pid)
+	}
+	const ticksPerSecond = 100 // USER_HZ
+	return time.Duration(utime+stime) * time.Second / ticksPerSecond, nil
 }

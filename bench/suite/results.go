@@ -17,6 +17,57 @@ type results struct {
 	started time.Time
 	load    map[loadKey][]loadRun
 	idle    []idleResult
+	cache   []namedCacheRun
+}
+
+type namedCacheRun struct {
+	name string
+	run  cacheRun
+}
+
+// cacheSummary is the median of each figure over the runs of one cache load.
+func (r *results) cacheSummary(name string) cacheRun {
+	var runs []cacheRun
+	for _, c := range r.cache {
+		if c.name == name {
+			runs = append(runs, c.run)
+		}
+	}
+	pick := func(f func(cacheRun) float64) float64 {
+		vs := make([]float64, len(runs))
+		for i, run := range runs {
+			vs[i] = f(run)
+		}
+		return median(vs)
+	}
+	return cacheRun{
+		rps:      pick(func(c cacheRun) float64 { return c.rps }),
+		rpcdCPU:  pick(func(c cacheRun) float64 { return c.rpcdCPU }),
+		redisCPU: pick(func(c cacheRun) float64 { return c.redisCPU }),
+		p50:      pick(func(c cacheRun) float64 { return c.p50 }),
+	}
+}
+
+// cacheTable renders the cache runs as markdown.
+func (r *results) cacheTable() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nThe cache against the same redis-server, %d connections, medians of %d rounds; rpcd's rows one request in flight per connection, its CPU per call also as a multiple of its CPU per ping:\n\n",
+		r.opts.cacheConns, r.opts.repeat)
+	b.WriteString("| load | req/s | rpcd CPU µs/req | × rpcd ping | redis-server CPU µs/req | p50 µs |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|\n")
+	ping := r.cacheSummary(cacheLoads[0].name).rpcdCPU
+	for _, l := range cacheLoads {
+		s := r.cacheSummary(l.name)
+		cpu, ratio := "–", "–"
+		if l.rpcd {
+			cpu = fmt.Sprintf("%.2f", s.rpcdCPU)
+			if ping > 0 {
+				ratio = fmt.Sprintf("%.2f", s.rpcdCPU/ping)
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %.2f | %.0f |\n", l.name, s.rps, cpu, ratio, s.redisCPU, s.p50)
+	}
+	return b.String()
 }
 
 type loadKey struct {
@@ -94,6 +145,9 @@ func (r *results) table() string {
 			fmt.Fprintf(&b, "| %s | %d | %.2f | %s | %.0f | %.1f | %.1f |\n",
 				name, depth, s.cpuUS, ratio, s.rps, s.p50, s.p99)
 		}
+	}
+	if len(r.cache) > 0 {
+		b.WriteString(r.cacheTable())
 	}
 	if len(r.idle) > 0 {
 		fmt.Fprintf(&b, "\nResident memory per idle connection (%d connections, each after one ping; RSS of all the server's processes):\n\n",

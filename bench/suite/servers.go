@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -33,6 +34,10 @@ var serverKinds = map[string]serverKind{
 	// (0.90 × the CPU per request at depth 1, median of 29 paired rounds).
 	"rpcd-1w": {pkg: "./cmd/rpcd", inRPC: true, args: func(_ options, bin, port string) []string {
 		return rpcdArgs(bin, port, 1)
+	}},
+	// rpcd in front of the cache runs' redis-server.
+	"rpcd-cache": {pkg: "./cmd/rpcd", inRPC: true, args: func(o options, bin, port string) []string {
+		return append(rpcdArgs(bin, port, o.workers), "-redis", o.cacheRedis)
 	}},
 	"goserver": {pkg: "./goserver", args: func(_ options, bin, port string) []string {
 		return []string{bin, "-listen", "127.0.0.1:" + port}
@@ -63,7 +68,14 @@ func build(o options, work string) (binaries, error) {
 	if err := goBuild(o.root, "./cmd/rpcbench", bins["rpcbench"]); err != nil {
 		return nil, err
 	}
-	for _, name := range o.servers {
+	names := o.servers
+	if o.cacheConns > 0 {
+		names = append(slices.Clone(names), "rpcd-cache", "redis")
+	}
+	for _, name := range names {
+		if bins[name] != "" {
+			continue
+		}
 		k := serverKinds[name]
 		if k.pkg == "" {
 			path, err := exec.LookPath("redis-server")

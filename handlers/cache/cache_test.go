@@ -32,18 +32,36 @@ func newCaller(t *testing.T, store *cache.Store) *caller {
 	return &caller{t: t, reg: reg}
 }
 
-// call runs method and returns its out and result, or its error.
+// call runs method alone and returns its out and result, or its error.
 func (c *caller) call(method, params string) (out, result string, err error) {
 	c.t.Helper()
-	h, mode, ok := c.reg.Lookup([]byte(method))
-	if !ok || mode != rpc.Blocking {
-		c.t.Fatalf("%s: registered %v, %v; want a Blocking handler", method, ok, mode)
-	}
+	calls := c.batch(method, params)
+	return calls[0].Reply.Out(), string(calls[0].Reply.Result()), calls[0].Err
+}
+
+// batch runs one call of method per params as the worker would: a Batch
+// method's calls in one batch, a Blocking method's one by one.
+func (c *caller) batch(method string, params ...string) []rpc.Call {
+	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), callLimit)
 	defer cancel()
-	var rep rpc.Reply
-	err = h(ctx, []byte(params), &rep)
-	return rep.Out(), string(rep.Result()), err
+	calls := make([]rpc.Call, len(params))
+	for i, p := range params {
+		calls[i].Params = []byte(p)
+	}
+	h, mode, ok := c.reg.Lookup([]byte(method))
+	switch {
+	case ok && mode == rpc.Batch:
+		bh, _ := c.reg.LookupBatch([]byte(method))
+		bh(ctx, calls)
+	case ok && mode == rpc.Blocking:
+		for i := range calls {
+			calls[i].Err = h(ctx, calls[i].Params, &calls[i].Reply)
+		}
+	default:
+		c.t.Fatalf("%s: registered %v, %v; want a Batch or Blocking handler", method, ok, mode)
+	}
+	return calls
 }
 
 func code(err error) string {
@@ -109,6 +127,35 @@ func TestMethods(t *testing.T) {
 		if st.wantCode == "" && (out != st.wantOut || result != st.wantResult) {
 			t.Fatalf("%s: answered %s %s, want %s %s", st.name, out, result, st.wantOut, st.wantResult)
 		}
+	}
+}
+
+// The calls of one batch go as one pipeline; each is answered from its own
+// reply, a call with bad params fails alone, and commands run in call order.
+func TestBatchAnswersEachCall(t *testing.T) {
+	r := cachetest.Start(t)
+	c := newCaller(t, openStore(t, r.Addr))
+	if calls := c.batch("cache.set", `{"key":"a","value":[1.0]}`, `{"key":"b"}`, `{"key":"n","value":"x"}`); calls[1].Err == nil {
+		t.Fatalf("set without value answered %s", calls[1].Reply.Result())
+	}
+	calls := c.batch("cache.incr", `{"key":"c"}`, `{"key":"n"}`, `{"key":"c","by":5}`, `{"key":1}`, `{"key":"c"}`)
+	want := []struct{ result, code string }{{`1`, ""}, {"", protocol.CodeBadRequest}, {`6`, ""}, {"", protocol.CodeBadRequest}, {`7`, ""}}
+	for i, w := range want {
+		if got := code(calls[i].Err); got != w.code || (w.code == "" && string(calls[i].Reply.Result()) != w.result) {
+			t.Fatalf("incr call %d: %s, %v; want %s %q", i, calls[i].Reply.Result(), calls[i].Err, w.result, w.code)
+		}
+		if w.code == "" && calls[i].Reply.Out() != "incr_r" {
+			t.Fatalf("incr call %d: out %q", i, calls[i].Reply.Out())
+		}
+	}
+	calls = c.batch("cache.get", `{"key":"a"}`, `{"key":"b"}`, `{"key":"c"}`, `null`)
+	for i, w := range []string{`[1.0]`, `null`, `7`} {
+		if calls[i].Err != nil || string(calls[i].Reply.Result()) != w {
+			t.Fatalf("get call %d: %s, %v; want %s", i, calls[i].Reply.Result(), calls[i].Err, w)
+		}
+	}
+	if got := code(calls[3].Err); got != protocol.CodeBadRequest {
+		t.Fatalf("get with null params: %v, want bad_request", calls[3].Err)
 	}
 }
 

@@ -1,6 +1,12 @@
 // Package cache is rpcd's key-value cache API over a Redis server: the methods
 // cache.set, cache.get, cache.del, cache.exists, cache.incr, cache.expire,
-// cache.ttl, cache.mget and cache.mset, registered as Blocking handlers.
+// cache.ttl, cache.mget and cache.mset.
+//
+// Each method but cache.mset is one Redis command and is registered as an
+// rpc.Batch method: the calls a worker reads in one loop turn go to Redis as
+// one pipeline, a write and a read for the lot, and each is answered from its
+// own reply. A call with bad params fails alone and sends nothing. cache.mset,
+// an MSET or with a TTL a MULTI/EXEC transaction, is a Blocking method.
 //
 // Values are any JSON value. They are stored as the exact bytes the client sent
 // and answered as those bytes, so a value comes back byte for byte. A missing

@@ -24,28 +24,39 @@ const (
 	keysOrKey                // "keys", or "key" as a list of one
 )
 
-// runFunc performs one method against Redis with its checked params and keys,
-// and sets the result on rep.
-type runFunc func(ctx context.Context, rdb *redis.Client, p *params, keys []string, rep *rpc.Reply) error
+// finishFunc reads a queued command's reply into rep once its pipeline has
+// run.
+type finishFunc func(rep *rpc.Reply) error
+
+// queueFunc queues one method's command on pipe, with its checked params and
+// keys, and returns how to read the reply.
+type queueFunc func(ctx context.Context, pipe redis.Pipeliner, p *params, keys []string) (finishFunc, error)
+
+// runFunc performs a method that takes more than one queued command, and sets
+// the result on rep.
+type runFunc func(ctx context.Context, rdb *redis.Client, p *params, rep *rpc.Reply) error
 
 // methodSpec is one cache method: its name, the out it answers, the params it
-// takes and how they name its keys, and what it does.
+// takes and how they name its keys, and what it does: queue, a command that
+// goes into its worker's pipeline (a Batch method), or run, on a pool
+// goroutine of its own (a Blocking method).
 type methodSpec struct {
 	name, out, shape string
 	keys             keyRule
+	queue            queueFunc
 	run              runFunc
 }
 
 var methods = []methodSpec{
-	{"cache.set", "set_r", shapeSet, oneKey, set},
-	{"cache.get", "get_r", shapeKey, oneKey, get},
-	{"cache.del", "del_r", shapeKeys, keysOrKey, del},
-	{"cache.exists", "exists_r", shapeKeys, keysOrKey, exists},
-	{"cache.incr", "incr_r", shapeIncr, oneKey, incr},
-	{"cache.expire", "expire_r", shapeExpire, oneKey, expire},
-	{"cache.ttl", "ttl_r", shapeKey, oneKey, ttl},
-	{"cache.mget", "mget_r", shapeMget, keyList, mget},
-	{"cache.mset", "mset_r", shapeMset, noKeys, mset},
+	{name: "cache.set", out: "set_r", shape: shapeSet, keys: oneKey, queue: set},
+	{name: "cache.get", out: "get_r", shape: shapeKey, keys: oneKey, queue: get},
+	{name: "cache.del", out: "del_r", shape: shapeKeys, keys: keysOrKey, queue: del},
+	{name: "cache.exists", out: "exists_r", shape: shapeKeys, keys: keysOrKey, queue: exists},
+	{name: "cache.incr", out: "incr_r", shape: shapeIncr, keys: oneKey, queue: incr},
+	{name: "cache.expire", out: "expire_r", shape: shapeExpire, keys: oneKey, queue: expire},
+	{name: "cache.ttl", out: "ttl_r", shape: shapeKey, keys: oneKey, queue: ttl},
+	{name: "cache.mget", out: "mget_r", shape: shapeMget, keys: keyList, queue: mget},
+	{name: "cache.mset", out: "mset_r", shape: shapeMset, keys: noKeys, run: mset},
 }
 
 // parseCall checks raw as m's params and returns them with the keys they name.
@@ -71,125 +82,144 @@ var (
 	null     = []byte("null")
 )
 
-func set(ctx context.Context, rdb *redis.Client, p *params, keys []string, rep *rpc.Reply) error {
+func set(ctx context.Context, pipe redis.Pipeliner, p *params, keys []string) (finishFunc, error) {
 	value, err := p.value()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ttl, err := p.ttl(false)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := rdb.Set(ctx, keys[0], []byte(value), ttl).Err(); err != nil {
-		return err
-	}
-	rep.SetRaw(jsonTrue)
-	return nil
-}
-
-func get(ctx context.Context, rdb *redis.Client, _ *params, keys []string, rep *rpc.Reply) error {
-	b, err := rdb.Get(ctx, keys[0]).Bytes()
-	switch {
-	case errors.Is(err, redis.Nil):
-		rep.SetRaw(null)
+	cmd := pipe.Set(ctx, keys[0], []byte(value), ttl)
+	return func(rep *rpc.Reply) error {
+		if err := cmd.Err(); err != nil {
+			return err
+		}
+		rep.SetRaw(jsonTrue)
 		return nil
-	case err != nil:
-		return err
-	case !json.Valid(b):
-		return errNotJSON
-	}
-	rep.SetRaw(b)
-	return nil
+	}, nil
 }
 
-func del(ctx context.Context, rdb *redis.Client, _ *params, keys []string, rep *rpc.Reply) error {
-	n, err := rdb.Del(ctx, keys...).Result()
-	if err != nil {
-		return err
-	}
-	rep.SetRaw(strconv.AppendInt(nil, n, 10))
-	return nil
+func get(ctx context.Context, pipe redis.Pipeliner, _ *params, keys []string) (finishFunc, error) {
+	cmd := pipe.Get(ctx, keys[0])
+	return func(rep *rpc.Reply) error {
+		b, err := cmd.Bytes()
+		switch {
+		case errors.Is(err, redis.Nil):
+			rep.SetRaw(null)
+			return nil
+		case err != nil:
+			return err
+		case !json.Valid(b):
+			return errNotJSON
+		}
+		rep.SetRaw(b)
+		return nil
+	}, nil
 }
 
-func exists(ctx context.Context, rdb *redis.Client, p *params, keys []string, rep *rpc.Reply) error {
-	n, err := rdb.Exists(ctx, keys...).Result()
-	if err != nil {
-		return err
+// intResult sets an integer reply as the result.
+func intResult(cmd *redis.IntCmd) finishFunc {
+	return func(rep *rpc.Reply) error {
+		n, err := cmd.Result()
+		if err != nil {
+			return err
+		}
+		rep.SetRaw(strconv.AppendInt(nil, n, 10))
+		return nil
 	}
-	if p.Key != nil {
+}
+
+func del(ctx context.Context, pipe redis.Pipeliner, _ *params, keys []string) (finishFunc, error) {
+	return intResult(pipe.Del(ctx, keys...)), nil
+}
+
+func exists(ctx context.Context, pipe redis.Pipeliner, p *params, keys []string) (finishFunc, error) {
+	cmd := pipe.Exists(ctx, keys...)
+	if p.Key == nil {
+		return intResult(cmd), nil
+	}
+	return func(rep *rpc.Reply) error {
+		n, err := cmd.Result()
+		if err != nil {
+			return err
+		}
 		rep.SetRaw(strconv.AppendBool(nil, n == 1))
 		return nil
-	}
-	rep.SetRaw(strconv.AppendInt(nil, n, 10))
-	return nil
+	}, nil
 }
 
-func incr(ctx context.Context, rdb *redis.Client, p *params, keys []string, rep *rpc.Reply) error {
+func incr(ctx context.Context, pipe redis.Pipeliner, p *params, keys []string) (finishFunc, error) {
 	by := int64(1)
 	if p.By != nil {
 		by = *p.By
 	}
-	n, err := rdb.IncrBy(ctx, keys[0], by).Result()
-	if err != nil {
-		return err
-	}
-	rep.SetRaw(strconv.AppendInt(nil, n, 10))
-	return nil
+	return intResult(pipe.IncrBy(ctx, keys[0], by)), nil
 }
 
-func expire(ctx context.Context, rdb *redis.Client, p *params, keys []string, rep *rpc.Reply) error {
+func expire(ctx context.Context, pipe redis.Pipeliner, p *params, keys []string) (finishFunc, error) {
 	d, err := p.ttl(true)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	ok, err := rdb.PExpire(ctx, keys[0], d).Result()
-	if err != nil {
-		return err
-	}
-	rep.SetRaw(strconv.AppendBool(nil, ok))
-	return nil
-}
-
-func ttl(ctx context.Context, rdb *redis.Client, _ *params, keys []string, rep *rpc.Reply) error {
-	d, err := rdb.PTTL(ctx, keys[0]).Result()
-	switch {
-	case err != nil:
-		return err
-	case d == -2: // no such key
-		rep.SetRaw(null)
-	case d == -1: // no expiry
-		rep.SetRaw([]byte("-1"))
-	default:
-		rep.SetRaw(strconv.AppendFloat(nil, d.Seconds(), 'f', -1, 64))
-	}
-	return nil
-}
-
-func mget(ctx context.Context, rdb *redis.Client, _ *params, keys []string, rep *rpc.Reply) error {
-	vals, err := rdb.MGet(ctx, keys...).Result()
-	if err != nil {
-		return err
-	}
-	rep.AppendRaw([]byte{'['})
-	for i, v := range vals {
-		if i > 0 {
-			rep.AppendRaw([]byte{','})
+	cmd := pipe.PExpire(ctx, keys[0], d)
+	return func(rep *rpc.Reply) error {
+		ok, err := cmd.Result()
+		if err != nil {
+			return err
 		}
-		s, ok := v.(string)
+		rep.SetRaw(strconv.AppendBool(nil, ok))
+		return nil
+	}, nil
+}
+
+func ttl(ctx context.Context, pipe redis.Pipeliner, _ *params, keys []string) (finishFunc, error) {
+	cmd := pipe.PTTL(ctx, keys[0])
+	return func(rep *rpc.Reply) error {
+		d, err := cmd.Result()
 		switch {
-		case v == nil:
-			rep.AppendRaw(null)
-		case !ok || !json.Valid([]byte(s)):
-			return errNotJSON
+		case err != nil:
+			return err
+		case d == -2: // no such key
+			rep.SetRaw(null)
+		case d == -1: // no expiry
+			rep.SetRaw([]byte("-1"))
 		default:
-			rep.AppendRaw([]byte(s))
+			rep.SetRaw(strconv.AppendFloat(nil, d.Seconds(), 'f', -1, 64))
 		}
-	}
-	rep.AppendRaw([]byte{']'})
-	return nil
+		return nil
+	}, nil
 }
 
-func mset(ctx context.Context, rdb *redis.Client, p *params, _ []string, rep *rpc.Reply) error {
+func mget(ctx context.Context, pipe redis.Pipeliner, _ *params, keys []string) (finishFunc, error) {
+	cmd := pipe.MGet(ctx, keys...)
+	return func(rep *rpc.Reply) error {
+		vals, err := cmd.Result()
+		if err != nil {
+			return err
+		}
+		rep.AppendRaw([]byte{'['})
+		for i, v := range vals {
+			if i > 0 {
+				rep.AppendRaw([]byte{','})
+			}
+			s, ok := v.(string)
+			switch {
+			case v == nil:
+				rep.AppendRaw(null)
+			case !ok || !json.Valid([]byte(s)):
+				return errNotJSON
+			default:
+				rep.AppendRaw([]byte(s))
+			}
+		}
+		rep.AppendRaw([]byte{']'})
+		return nil
+	}, nil
+}
+
+func mset(ctx context.Context, rdb *redis.Client, p *params, rep *rpc.Reply) error {
 	if len(p.Items) == 0 || len(p.Items) > MaxKeys {
 		return p.bad(`"items" must hold 1 to 1000 keys`)
 	}

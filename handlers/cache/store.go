@@ -114,17 +114,18 @@ func (s *Store) client() (*redis.Client, error) {
 	return nil, notConfigured
 }
 
-// handler adapts m to an rpc.Handler: it checks for a client and the params,
-// runs m, and turns Redis failures into coded errors.
+// handler adapts m, a method that runs on its own, to an rpc.Handler: it
+// checks for a client and the params, runs m, and turns Redis failures into
+// coded errors.
 func (s *Store) handler(m *methodSpec) rpc.Handler {
 	return func(ctx context.Context, raw []byte, rep *rpc.Reply) error {
 		rdb, err := s.client()
 		if err != nil {
 			return err
 		}
-		p, keys, err := m.parseCall(raw)
+		p, _, err := m.parseCall(raw)
 		if err == nil {
-			err = m.run(ctx, rdb, p, keys, rep)
+			err = m.run(ctx, rdb, p, rep)
 		}
 		if err != nil {
 			return s.answerError(ctx, m.name, err)
@@ -134,9 +135,67 @@ func (s *Store) handler(m *methodSpec) rpc.Handler {
 	}
 }
 
-// Register adds the cache methods to reg, as Blocking handlers.
+// batchHandler adapts m, a method of one command, to an rpc.BatchHandler: it
+// sends the commands of every call with valid params to Redis as one
+// pipeline, then answers each call from its own reply.
+func (s *Store) batchHandler(m *methodSpec) rpc.BatchHandler {
+	return func(ctx context.Context, calls []rpc.Call) {
+		rdb, err := s.client()
+		if err != nil {
+			for i := range calls {
+				calls[i].Err = err
+			}
+			return
+		}
+		pipe := rdb.Pipeline()
+		finish := make([]finishFunc, len(calls))
+		for i := range calls {
+			p, keys, err := m.parseCall(calls[i].Params)
+			if err == nil {
+				finish[i], err = m.queue(ctx, pipe, p, keys)
+			}
+			calls[i].Err = err
+		}
+		cmds, err := pipe.Exec(ctx)
+		failAll := err != nil && !anyFailed(cmds)
+		for i := range calls {
+			c := &calls[i]
+			if finish[i] != nil {
+				c.Err = err
+				if !failAll {
+					c.Err = finish[i](&c.Reply)
+				}
+			}
+			if c.Err != nil {
+				c.Err = s.answerError(ctx, m.name, c.Err)
+				continue
+			}
+			c.Reply.SetOut(m.out)
+		}
+	}
+}
+
+// anyFailed reports whether a command of cmds holds an error. A pipeline
+// that failed before sending sets none: its error then fails every command.
+func anyFailed(cmds []redis.Cmder) bool {
+	for _, cmd := range cmds {
+		if cmd.Err() != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Register adds the cache methods to reg: each method of one Redis command as
+// a Batch method, whose calls from one loop turn go to Redis as one pipeline,
+// and cache.mset as a Blocking method.
 func (s *Store) Register(reg *rpc.Registry) {
 	for i := range methods {
-		reg.Register(methods[i].name, rpc.Blocking, s.handler(&methods[i]))
+		m := &methods[i]
+		if m.queue != nil {
+			reg.RegisterBatch(m.name, s.batchHandler(m))
+		} else {
+			reg.Register(m.name, rpc.Blocking, s.handler(m))
+		}
 	}
 }
