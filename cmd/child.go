@@ -38,7 +38,13 @@ func runWorker(s *settings, slot int, reg *rpc.Registry, stderr io.Writer) int {
 // serveWorker serves until the worker has drained.
 func serveWorker(s *settings, slot int, reg *rpc.Registry, logOut *logOutput, log *zap.Logger) error {
 	c := newChild(s, logOut, log)
-	w, err := worker.New(s.workerConfig(c.heartbeat), reg, log)
+	cfg := s.workerConfig(c.heartbeat)
+	rec, err := workerRecorder()
+	if err != nil {
+		return err
+	}
+	cfg.Metrics = rec
+	w, err := worker.New(cfg, reg, log)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rpcd/rpcd/master"
+	"github.com/rpcd/rpcd/rpc"
 )
 
 // catchMasterSignals starts catching the master's signals when this process
@@ -26,12 +27,23 @@ func catchMasterSignals(s *settings) (chan os.Signal, func()) {
 	return sigs, func() { signal.Stop(sigs) }
 }
 
-func runMaster(s *settings, stderr io.Writer, sigs chan os.Signal) int {
+func runMaster(s *settings, reg *rpc.Registry, stderr io.Writer, sigs chan os.Signal) int {
 	logOut := newLogOutput(&s.options, stderr)
 	log := newLogger(&s.options, logOut).With(zap.String("role", "master"))
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush
 	defer writePidfile(&s.options, log)()
-	m, err := master.New(masterConfig(s, logOut, sigs, newServiceNotifier(log)), log)
+	var ready readiness
+	cfg := masterConfig(s, logOut, sigs, newServiceNotifier(log))
+	cfg.Hooks, cfg.Metrics = ready.wrap(cfg.Hooks), s.observe.metricsConfig(reg)
+	m, err := master.New(cfg, log)
+	var endpoint *metricsServer
+	if err == nil {
+		endpoint, err = listenMetrics(&s.observe, m, &ready, log)
+	}
+	if endpoint != nil {
+		go endpoint.serve()
+		defer endpoint.close()
+	}
 	if err == nil {
 		log.Info("starting", zap.String("version", version()), zap.Int("pid", os.Getpid()),
 			zap.String("listen", s.listen), zap.Int("workers", s.workers))

@@ -95,6 +95,8 @@ type Config struct {
 	Signals chan os.Signal
 	// Hooks report state changes.
 	Hooks Hooks
+	// Metrics, if set, turns on the shared counters (MetricsFD).
+	Metrics *MetricsConfig
 }
 
 // withDefaults validates cfg and fills in its zero values.

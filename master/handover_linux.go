@@ -24,15 +24,19 @@ func (m *Master) handedOverFDs() []int {
 			fds = append(fds, rawFD(w.status))
 		}
 	}
+	if fd := m.metricsFD(); fd >= 0 {
+		fds = append(fds, fd)
+	}
 	return fds
 }
 
 // handover describes the sockets and workers for the new image, and the
 // signals it is to act on as if it had caught them:
 //
-//	v1 gen=G listen=L socks=FD,FD w=PID:SLOT:GEN:FD:READY:ROLE,... sigs=N,N
+//	v1 gen=G listen=L socks=FD,FD w=PID:SLOT:GEN:FD:READY:ROLE,... sigs=N,N metrics=FD
 //
-// READY is 0 or 1, ROLE s (serving) or r (retiring).
+// READY is 0 or 1, ROLE s (serving) or r (retiring); metrics is the
+// metrics region's descriptor, absent when metrics are off.
 func (m *Master) handover(sigs []os.Signal) string {
 	var socks, workers []string
 	for _, s := range m.state.slots {
@@ -57,8 +61,12 @@ func (m *Master) handover(sigs []os.Signal) string {
 			nums = append(nums, strconv.Itoa(int(n)))
 		}
 	}
-	return fmt.Sprintf("v1 gen=%d listen=%s socks=%s w=%s sigs=%s", m.state.gen, m.state.settings.Listen,
+	desc := fmt.Sprintf("v1 gen=%d listen=%s socks=%s w=%s sigs=%s", m.state.gen, m.state.settings.Listen,
 		strings.Join(socks, ","), strings.Join(workers, ","), strings.Join(nums, ","))
+	if fd := m.metricsFD(); fd >= 0 {
+		desc += fmt.Sprintf(" metrics=%d", fd)
+	}
+	return desc
 }
 
 // rawFD returns f's descriptor without f.Fd, which would make it blocking.
@@ -99,6 +107,16 @@ func (m *Master) adopt(desc string, now time.Time) error {
 		return err
 	}
 	if err := setCloexec(append(h.socks, h.statusFDs()...), true); err != nil {
+		return fmt.Errorf("adopt: %w", err)
+	}
+	mfd := -1
+	if h.metrics > 0 {
+		mfd = h.metrics
+		if err := setCloexec([]int{mfd}, true); err != nil {
+			return fmt.Errorf("adopt: %w", err)
+		}
+	}
+	if err := m.setUpMetrics(mfd); err != nil {
 		return fmt.Errorf("adopt: %w", err)
 	}
 	m.state.gen = h.gen
@@ -160,6 +178,7 @@ type handoverState struct {
 	socks   []int
 	workers []adopted
 	sigs    []os.Signal // caught by the previous image, not acted on
+	metrics int         // the metrics region's descriptor; 0 (stdin) if none
 }
 
 type adopted struct {
@@ -196,6 +215,8 @@ func parseHandover(desc string) (handoverState, error) {
 			h.workers, err = parseWorkers(val)
 		case "sigs":
 			h.sigs, err = parseSignals(val)
+		case "metrics":
+			h.metrics, err = parseFD(val)
 		}
 		if err != nil {
 			return h, fmt.Errorf("adopt: parse %s: %w", key, err)

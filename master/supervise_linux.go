@@ -85,6 +85,7 @@ func (m *Master) killHung(now time.Time) {
 		}
 		m.log.Warn("worker timed out; killing", zap.Int("slot", w.slot.index), zap.Int("pid", w.pid),
 			zap.Duration("silent", now.Sub(w.lastBeat)), zap.Duration("timeout", timeout))
+		m.countMissedBeat(w.slot.index)
 		m.kill(w)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rpcd/rpcd/metrics"
 	"github.com/rpcd/rpcd/protocol"
 )
 
@@ -35,6 +36,9 @@ type Config struct {
 	// sweep tick (at most a second apart while the loop turns), so that a
 	// supervisor can tell a stuck loop from a quiet one.
 	Heartbeat func()
+	// Metrics, if set, receives the worker's counts (package metrics); the
+	// worker records into it on the loop goroutine only.
+	Metrics *metrics.Recorder
 }
 
 // withDefaults validates c and fills in its zero fields.
