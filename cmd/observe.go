@@ -24,23 +24,16 @@ import (
 )
 
 // observeOptions are the settings for watching a running server: the
-// master's metrics endpoint and the workers' access log.
+// master's metrics endpoint.
 type observeOptions struct {
-	metricsListen   string
-	accessLog       string
-	accessLogSample int
+	metricsListen string
 }
 
 func (o *observeOptions) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.metricsListen, "metrics-listen", "", "`host:port` where the master serves /metrics (Prometheus), /readyz and /livez; empty is off. Read at start")
-	fs.StringVar(&o.accessLog, "access-log", "", "write one JSON line per answered request to this `file`, or stderr; reopened on SIGUSR1; empty is off")
-	fs.IntVar(&o.accessLogSample, "access-log-sample", 1, "log one in `n` successful requests in the access log, and every error")
 }
 
 func (o *observeOptions) check() error {
-	if o.accessLogSample < 1 {
-		return fmt.Errorf("-access-log-sample=%d: need at least 1", o.accessLogSample)
-	}
 	if o.metricsListen != "" {
 		if _, _, err := net.SplitHostPort(o.metricsListen); err != nil {
 			return fmt.Errorf("-metrics-listen: %w", err)
