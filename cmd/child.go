@@ -40,6 +40,11 @@ func runWorker(s *settings, slot int, reg *rpc.Registry, stderr io.Writer) int {
 func serveWorker(s *settings, slot int, reg *rpc.Registry, logOut *logOutput, log *zap.Logger) error {
 	c := newChild(s, logOut, log)
 	cfg := s.workerConfig(c.heartbeat)
+	rec, err := workerRecorder()
+	if err != nil {
+		return err
+	}
+	cfg.Metrics = rec
 	w, err := worker.New(cfg, reg, log)
 	if err != nil {
 		return err

@@ -44,12 +44,12 @@ func Run(args []string, reg *rpc.Registry, stdout, stderr io.Writer, exts ...Ext
 	case r.worker:
 		return runWorker(s, r.slot, reg, stderr)
 	}
-	return runCommand(s, stdout, stderr)
+	return runCommand(s, reg, stdout, stderr)
 }
 
 // runCommand is everything but a worker: the master, or one of the
 // actions -version, -t, -s and -check.
-func runCommand(s *settings, stdout, stderr io.Writer) int {
+func runCommand(s *settings, reg *rpc.Registry, stdout, stderr io.Writer) int {
 	if s.version {
 		fmt.Fprintf(stdout, "rpcd %s %s\n", version(), runtime.Version())
 		return 0
@@ -66,7 +66,7 @@ func runCommand(s *settings, stdout, stderr io.Writer) int {
 	if s.healthCheck {
 		return runHealthCheck(s, stdout, stderr)
 	}
-	return runMaster(s, stderr, sigs)
+	return runMaster(s, reg, stderr, sigs)
 }
 
 func newLogger(opts *options, out io.Writer) *zap.Logger {

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rpcd/rpcd/master"
+	"github.com/rpcd/rpcd/rpc"
 )
 
 // catchMasterSignals starts catching the master's signals when this process
@@ -30,7 +31,7 @@ func catchMasterSignals(s *settings) (chan os.Signal, func()) {
 // runMaster runs the master until it stops. Like a bad flag, a -listen
 // that cannot be bound and a pidfile another master holds are said on
 // stderr, before any log is opened.
-func runMaster(s *settings, stderr io.Writer, sigs chan os.Signal) int {
+func runMaster(s *settings, reg *rpc.Registry, stderr io.Writer, sigs chan os.Signal) int {
 	if err := checkListen(s.listen); err != nil {
 		fmt.Fprintf(stderr, "rpcd: %v\n", err)
 		return 2
@@ -44,9 +45,19 @@ func runMaster(s *settings, stderr io.Writer, sigs chan os.Signal) int {
 	logOut := newLogOutput(&s.options, stderr)
 	log := newLogger(&s.options, logOut).With(zap.String("role", "master"))
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush
+	var ready readiness
 	cfg := masterConfig(s, logOut, sigs, newServiceNotifier(log))
 	cfg.PidFile = pid.file()
+	cfg.Hooks, cfg.Metrics = ready.wrap(cfg.Hooks), s.observe.metricsConfig(reg)
 	m, err := master.New(cfg, log)
+	var endpoint *metricsServer
+	if err == nil {
+		endpoint, err = listenMetrics(&s.observe, m, &ready, log)
+	}
+	if endpoint != nil {
+		go endpoint.serve()
+		defer endpoint.close()
+	}
 	if err == nil {
 		log.Info("starting", zap.String("version", version()), zap.Int("pid", os.Getpid()),
 			zap.String("listen", s.listen), zap.Int("workers", s.workers))

@@ -21,10 +21,11 @@ import (
 // and its own command line, never the file.
 type settings struct {
 	options
-	args []string      // the command line they were parsed from
-	fs   *flag.FlagSet // every flag, the extensions' included
-	exts []Extension
-	ext  []ExtensionSettings // one per extension, in order
+	observe observeOptions
+	args    []string      // the command line they were parsed from
+	fs      *flag.FlagSet // every flag, the extensions' included
+	exts    []Extension
+	ext     []ExtensionSettings // one per extension, in order
 }
 
 // parseSettings parses the command line args, with exts' flags. Like the
@@ -33,6 +34,7 @@ type settings struct {
 func parseSettings(args []string, exts []Extension, out io.Writer) (*settings, error) {
 	s := &settings{args: args, exts: exts}
 	s.fs = newFlagSet(&s.options, out)
+	s.observe.addFlags(s.fs)
 	for _, e := range exts {
 		s.ext = append(s.ext, e.Flags(s.fs))
 	}
@@ -77,6 +79,9 @@ func (s *settings) finish() error {
 // check validates what the flag package cannot, the extensions' values too.
 func (s *settings) check() error {
 	if err := s.options.check(); err != nil {
+		return err
+	}
+	if err := s.observe.check(); err != nil {
 		return err
 	}
 	for _, e := range s.ext {

@@ -99,6 +99,8 @@ type Config struct {
 	// master's whole life. An upgrade hands its descriptor, and so the
 	// lock, over to the new image, which gets it from InheritedPidFile.
 	PidFile *os.File
+	// Metrics, if set, turns on the shared counters (MetricsFD).
+	Metrics *MetricsConfig
 }
 
 // withDefaults validates cfg and fills in its zero values.

@@ -18,13 +18,17 @@
 // plus WorkerSlotEnv=<slot>; the master passes them on without looking
 // inside. Settings that may hold a
 // secret belong in Env, which only the owner can read in /proc, not in Args.
-// It inherits two descriptors:
+// It inherits two descriptors, three with Config.Metrics:
 //
 //   - ListenFD: the slot's listening socket.
 //   - StatusFD: the write end of its status pipe, which it keeps open. It
 //     writes StatusReady once it accepts connections, then StatusHeartbeat
 //     at least once a second while its event loop turns, or StatusRecycle
 //     instead when it wants to be replaced.
+//   - MetricsFD: the shared counters (package metrics), with the number
+//     of its own block in MetricsBlockEnv. The master folds the block into
+//     its slot's totals once it has reaped the worker, and hands the region
+//     over across an upgrade.
 //
 // A worker drains and exits on SIGTERM; on RetireSignal it first accepts
 // what is queued on its socket (its copy is the last one); on ReopenSignal

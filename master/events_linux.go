@@ -114,6 +114,7 @@ func (m *Master) onExit(pid int, st unix.WaitStatus, now time.Time) {
 	}
 	delete(m.state.workers, pid)
 	w.release()
+	m.foldWorker(w, st)
 	s := w.slot
 	if s.worker == w {
 		s.worker = nil

@@ -28,16 +28,20 @@ func (m *Master) handedOverFDs() []int {
 	if f := m.cfg.PidFile; f != nil {
 		fds = append(fds, rawFD(f))
 	}
+	if fd := m.metricsFD(); fd >= 0 {
+		fds = append(fds, fd)
+	}
 	return fds
 }
 
 // handover describes the sockets and workers for the new image, and the
 // signals it is to act on as if it had caught them:
 //
-//	v1 gen=G listen=L socks=FD,FD w=PID:SLOT:GEN:FD:READY:ROLE,... sigs=N,N pidfile=FD
+//	v1 gen=G listen=L socks=FD,FD w=PID:SLOT:GEN:FD:READY:ROLE,... sigs=N,N pidfile=FD metrics=FD
 //
 // READY is 0 or 1, ROLE s (serving) or r (retiring); pidfile is there
-// when Config.PidFile is set.
+// when Config.PidFile is set, metrics (the metrics region's descriptor)
+// when metrics are on.
 func (m *Master) handover(sigs []os.Signal) string {
 	var socks, workers []string
 	for _, s := range m.state.slots {
@@ -66,6 +70,9 @@ func (m *Master) handover(sigs []os.Signal) string {
 		strings.Join(socks, ","), strings.Join(workers, ","), strings.Join(nums, ","))
 	if f := m.cfg.PidFile; f != nil {
 		desc += fmt.Sprintf(" pidfile=%d", rawFD(f))
+	}
+	if fd := m.metricsFD(); fd >= 0 {
+		desc += fmt.Sprintf(" metrics=%d", fd)
 	}
 	return desc
 }
@@ -129,6 +136,13 @@ func (m *Master) adopt(desc string, now time.Time) error {
 	if err := setCloexec(h.fds(), true); err != nil {
 		return fmt.Errorf("adopt: %w", err)
 	}
+	mfd := -1
+	if h.metrics > 0 {
+		mfd = h.metrics
+	}
+	if err := m.setUpMetrics(mfd); err != nil {
+		return fmt.Errorf("adopt: %w", err)
+	}
 	m.state.gen = h.gen
 	m.state.settings.Listen, m.state.settings.Workers = h.listen, len(h.socks)
 	m.state.slots = newSlots(h.socks, time.Time{})
@@ -189,6 +203,7 @@ type handoverState struct {
 	workers []adopted
 	sigs    []os.Signal // caught by the previous image, not acted on
 	pidFD   int         // the locked pidfile's descriptor; -1 if none
+	metrics int         // the metrics region's descriptor; 0 (stdin) if none
 }
 
 type adopted struct {
@@ -206,6 +221,9 @@ func (h handoverState) fds() []int {
 	}
 	if h.pidFD >= 0 {
 		fds = append(fds, h.pidFD)
+	}
+	if h.metrics > 0 {
+		fds = append(fds, h.metrics)
 	}
 	return fds
 }
@@ -232,6 +250,8 @@ func parseHandover(desc string) (handoverState, error) {
 			h.sigs, err = parseSignals(val)
 		case "pidfile":
 			h.pidFD, err = strconv.Atoi(val)
+		case "metrics":
+			h.metrics, err = parseFD(val)
 		}
 		if err != nil {
 			return h, fmt.Errorf("adopt: parse %s: %w", key, err)

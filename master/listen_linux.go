@@ -52,12 +52,17 @@ const (
 )
 
 // workerFiles lays out a worker's descriptors for syscall.ProcAttr.Files:
-// index i becomes the child's descriptor i.
-func workerFiles(stdin, stdout, stderr uintptr, listener int, status uintptr) []uintptr {
-	files := make([]uintptr, max(ListenFD, StatusFD)+1)
+// index i becomes the child's descriptor i. MetricsFD is passed only when
+// metricsFD is not -1.
+func workerFiles(stdin, stdout, stderr uintptr, listener int, status uintptr, metricsFD int) []uintptr {
+	files := make([]uintptr, max(ListenFD, StatusFD)+1, MetricsFD+1)
 	files[0], files[1], files[2] = stdin, stdout, stderr
 	files[ListenFD] = uintptr(listener)
 	files[StatusFD] = status
+	if metricsFD >= 0 {
+		files = files[:MetricsFD+1]
+		files[MetricsFD] = uintptr(metricsFD)
+	}
 	return files
 }
 

@@ -13,6 +13,8 @@ import (
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
+
+	"github.com/rpcd/rpcd/metrics"
 )
 
 // reapInterval is how often the master reaps children without waiting for
@@ -40,14 +42,15 @@ type Master struct {
 	backoff backoff
 	sys     sys
 
-	signals    chan os.Signal // delivered and injected signals
-	pipeEvents chan pipeEvent // from the pipe watchers
-	done       chan struct{}  // closed when Run returns
-	running    atomic.Bool    // Run has been called
-	mu         sync.Mutex     // guards addr, infos and gen
-	addr       net.Addr       // set once the sockets are bound
-	infos      []WorkerInfo   // snapshot published by the loop
-	gen        int            // published generation
+	signals    chan os.Signal  // delivered and injected signals
+	pipeEvents chan pipeEvent  // from the pipe watchers
+	done       chan struct{}   // closed when Run returns
+	running    atomic.Bool     // Run has been called
+	mu         sync.Mutex      // guards addr, infos, gen and metrics
+	addr       net.Addr        // set once the sockets are bound
+	infos      []WorkerInfo    // snapshot published by the loop
+	gen        int             // published generation
+	metrics    *metrics.Region // shared counters; nil when off
 	state      supervisorState
 }
 
@@ -148,6 +151,7 @@ func (m *Master) Run(ctx context.Context) error {
 		defer signal.Stop(m.signals)
 	}
 	defer m.closeAllSockets()
+	defer m.closeMetrics()
 	if err := m.setUp(time.Now()); err != nil {
 		return err
 	}
@@ -163,6 +167,9 @@ func (m *Master) setUp(now time.Time) error {
 	m.state.requested = actReap // leftovers inherited from before we started
 	if m.cfg.Inherited != "" {
 		return m.adopt(m.cfg.Inherited, now)
+	}
+	if err := m.setUpMetrics(-1); err != nil {
+		return err
 	}
 	socks, addr, err := bindSockets(m.state.settings.Listen, m.state.settings.Workers)
 	if err != nil {

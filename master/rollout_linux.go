@@ -46,7 +46,7 @@ func (m *Master) reload(now time.Time) {
 		}
 		if err != nil {
 			m.log.Error("reload failed; keeping the running generation", zap.Error(err))
-			m.reloaded(err)
+			m.reloaded("reload", err)
 			return
 		}
 	}
@@ -67,8 +67,10 @@ func (m *Master) reloading() {
 	}
 }
 
-// reloaded calls the OnReloaded hook, unless a stop has begun.
-func (m *Master) reloaded(err error) {
+// reloaded counts how the reload or upgrade (why) ended and calls the
+// OnReloaded hook, unless a stop has begun.
+func (m *Master) reloaded(why string, err error) {
+	m.countReloaded(why, err)
 	if m.cfg.Hooks.OnReloaded != nil && !m.state.stopping {
 		m.cfg.Hooks.OnReloaded(err)
 	}
@@ -84,7 +86,7 @@ func (m *Master) startRollout(g Generation, why string, now time.Time) {
 	}
 	if err := m.bindRollout(r); err != nil {
 		m.log.Error(why+" failed; keeping the running generation", zap.Error(err))
-		m.reloaded(err)
+		m.reloaded(why, err)
 		return
 	}
 	m.state.roll = r
@@ -163,7 +165,7 @@ func (m *Master) commitRollout(r *rollout, now time.Time) {
 	}
 	m.log.Info("new generation ready", zap.String("reason", r.why), zap.Int("generation", r.gen),
 		zap.Int("workers", len(r.slots)), zap.Stringer("addr", r.addr))
-	m.reloaded(nil)
+	m.reloaded(r.why, nil)
 }
 
 // retireWorkers drains the workers of an old slot whose socket lives on.
@@ -186,5 +188,5 @@ func (m *Master) abortRollout(r *rollout) {
 	}
 	closeSockets(r.newSocks)
 	m.log.Error(r.why+" failed; keeping the running generation", zap.Int("generation", r.gen), zap.Error(r.failed))
-	m.reloaded(r.failed)
+	m.reloaded(r.why, r.failed)
 }

@@ -94,6 +94,7 @@ func (m *Master) spawnWorker(s *slot, gen int, g *Generation, r role, now time.T
 	}
 	w.gen, w.slot, w.role = gen, s, r
 	m.state.workers[w.pid] = w
+	m.countStart(s.index, r)
 	m.log.Info("worker started", zap.Int("slot", s.index), zap.Int("pid", w.pid),
 		zap.Int("generation", gen), zap.Stringer("as", r))
 	go m.watchPipe(w.seq, w.status)
@@ -114,13 +115,15 @@ func (m *Master) startProcess(s *slot, args, env []string, seq uint64, now time.
 		return nil, fmt.Errorf("spawn worker %d: %w", s.index, err)
 	}
 	defer null.Close()
+	block, mfd, env := m.withBlock(env)
 	pid, proc, err := m.sys.forkExec(m.cfg.Path, append([]string{m.cfg.Path}, args...),
 		append(env[:len(env):len(env)], WorkerSlotEnv+"="+strconv.Itoa(s.index)),
-		workerFiles(null.Fd(), m.cfg.Stdout.Fd(), m.cfg.Stderr.Fd(), s.sock, w.Fd()))
+		workerFiles(null.Fd(), m.cfg.Stdout.Fd(), m.cfg.Stderr.Fd(), s.sock, w.Fd(), mfd))
 	if err != nil {
 		r.Close()
 		return nil, fmt.Errorf("spawn worker %d: %w", s.index, err)
 	}
+	m.claimBlock(block, s.index, pid)
 	return &worker{seq: seq, pid: pid, proc: proc, status: r, started: now, lastBeat: now}, nil
 }
 

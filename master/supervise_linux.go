@@ -93,6 +93,7 @@ func (m *Master) abortHung(now time.Time) {
 		m.log.Warn("worker timed out; killing", zap.Int("slot", w.slot.index), zap.Int("pid", w.pid),
 			zap.Duration("silent", now.Sub(w.lastBeat)), zap.Duration("timeout", timeout),
 			zap.Stringer("signal", unix.SIGABRT), zap.Duration("sigkill_after", abortGrace))
+		m.countMissedBeat(w.slot.index)
 		w.killAt = now.Add(abortGrace)
 		m.signalWorker(w, unix.SIGABRT)
 	}

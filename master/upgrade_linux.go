@@ -40,6 +40,7 @@ func (m *Master) startCheck(now time.Time) {
 	c, err := m.spawnCheck(now)
 	if err != nil {
 		m.log.Error("upgrade failed; the running master carries on", zap.Error(err))
+		m.countUpgradeFailed()
 		return
 	}
 	m.state.check = c
@@ -116,6 +117,7 @@ func (m *Master) endCheck(now time.Time) {
 	}
 	if err := c.result(m.cfg.Path); err != nil {
 		m.log.Error("upgrade failed; the running master carries on", zap.Error(err))
+		m.countUpgradeFailed()
 		return
 	}
 	m.execNewImage()
@@ -166,6 +168,7 @@ func (m *Master) execNewImage() {
 	fds := m.handedOverFDs()
 	if err := setCloexec(fds, false); err != nil {
 		m.log.Error("upgrade failed; the running master carries on", zap.Error(err))
+		m.countUpgradeFailed()
 		setCloexec(fds, true) //nolint:errcheck // best effort: the exec is off
 		return
 	}
@@ -176,6 +179,7 @@ func (m *Master) execNewImage() {
 	err := m.sys.exec(m.cfg.Path, os.Args, env)
 	setCloexec(fds, true) //nolint:errcheck // best effort: the exec failed
 	m.log.Error("upgrade failed; the running master carries on", zap.Error(err))
+	m.countUpgradeFailed()
 }
 
 // ignoredAcrossExec are the handled signals the Go runtime leaves ignored

@@ -31,6 +31,8 @@ type batchCall struct {
 	seq      uint64 // the answer slot on the connection
 	at       int64  // deadline, loop clock
 	deadline time.Time
+	row      int   // its method's metrics row
+	readAt   int64 // loop clock when its request was read
 }
 
 // batchSet is a worker's batchers by method name, and those with calls to
@@ -69,8 +71,10 @@ func (w *Worker) enqueueBatch(c *conn) {
 	q := c.order
 	at := w.now + int64(w.cfg.HandlerTimeout)
 	b.waiting = append(b.waiting, batchCall{params: append([]byte(nil), w.req.Params...),
-		fd: c.fd, connID: c.id, seq: q.nextSeq(), at: at, deadline: w.deadlineAt(at)})
+		fd: c.fd, connID: c.id, seq: q.nextSeq(), at: at, deadline: w.deadlineAt(at),
+		row: w.meter.row, readAt: w.now})
 	q.pushPending()
+	w.meter.inFlight++
 	w.trackDeadline(c, q.nextSeq()-1, at)
 	w.markDue(b)
 }
@@ -97,6 +101,8 @@ func (w *Worker) startBatches() {
 		for _, bc := range b.waiting {
 			if c := w.connByID(bc.fd, bc.connID); c != nil && c.order != nil && c.order.pending(bc.seq) {
 				calls = append(calls, bc)
+			} else {
+				w.meter.inFlight-- // answered timeout, or its conn is gone
 			}
 		}
 		b.waiting = nil
@@ -138,7 +144,8 @@ func (w *Worker) runBatch(b *batcher, items []batchCall) {
 		}
 		buf := make([]byte, 0, answerOverhead+len(rep.Out())+len(rep.Result()))
 		res[i] = result{fd: it.fd, connID: it.connID, seq: it.seq, isErr: err != nil,
-			frame: rpc.AppendAnswer(buf, w.cfg.ByteOrder, rep, err)}
+			frame: rpc.AppendAnswer(buf, w.cfg.ByteOrder, rep, err),
+			code:  uint8(codeIndex(err)), row: it.row, readAt: it.readAt}
 	}
 	w.pool.deliverBatch(res, b)
 }

@@ -86,7 +86,7 @@ func (w *Worker) enforceBudget() {
 		if c == nil {
 			break
 		}
-		w.dropConn(c, "memory budget")
+		w.dropConn(c, memoryBudget)
 		w.stats.dropped.Add(1)
 	}
 	if w.pressed && w.buffered*resumeDen <= w.cfg.MaxBuffer*resumeNum {
@@ -131,6 +131,9 @@ func (w *Worker) releaseMemory() {
 	w.lastRelease = w.now
 	debug.FreeOSMemory()
 }
+
+// memoryBudget is the reason a conn is dropped past the budget.
+const memoryBudget = "memory budget"
 
 // dropConn closes c with a reset (SO_LINGER 0), so the kernel frees its
 // queues at once instead of keeping unsent answers for a client that does not

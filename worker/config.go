@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rpcd/rpcd/metrics"
 	"github.com/rpcd/rpcd/protocol"
 )
 
@@ -72,6 +73,9 @@ type Config struct {
 	// sweep tick (at most a second apart while the loop turns), so that a
 	// supervisor can tell a stuck loop from a quiet one.
 	Heartbeat func()
+	// Metrics, if set, receives the worker's counts (package metrics); the
+	// worker records into it on the loop goroutine only.
+	Metrics *metrics.Recorder
 }
 
 // withDefaults validates c and fills in its zero fields.

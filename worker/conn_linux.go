@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
 
+	"github.com/rpcd/rpcd/metrics"
 	"github.com/rpcd/rpcd/protocol"
 )
 
@@ -75,6 +76,7 @@ func (w *Worker) handleWritable(c *conn) {
 		w.fail(c, "write", err)
 	default:
 		c.active = w.now
+		w.countBytes(metrics.BytesWritten, n)
 		c.out = c.out[n:]
 		if len(c.out) == 0 {
 			c.out = nil
@@ -111,6 +113,7 @@ func (w *Worker) handleReadable(c *conn) {
 	}
 	c.active = w.now
 	c.flags &^= unheard
+	w.countBytes(metrics.BytesRead, n)
 	w.keep(c, w.assemble(c, buf[:n]))
 }
 
@@ -146,6 +149,7 @@ func (w *Worker) keep(c *conn, rest []byte) {
 func (w *Worker) discardInput(c *conn) {
 	n, err := readFD(int(c.fd), w.rbuf)
 	if err == unix.EAGAIN || err == nil && n > 0 {
+		w.countBytes(metrics.BytesRead, n)
 		return
 	}
 	c.flags |= closeNow
@@ -219,6 +223,7 @@ func (w *Worker) send(c *conn, data []byte) {
 	}
 	if n > 0 {
 		c.active = w.now
+		w.countBytes(metrics.BytesWritten, n)
 	}
 	if n < len(data) {
 		c.out = append(c.out, data[n:]...)
@@ -387,6 +392,7 @@ func (w *Worker) closeConn(c *conn, why string) {
 		w.dropQueue(c)
 	}
 	w.forget(c)
+	w.countClose(c, why)
 	_ = unix.Close(int(c.fd))
 	w.conns[c.fd] = nil
 	c.flags = closed

@@ -3,6 +3,7 @@ package worker
 import (
 	"time"
 
+	"github.com/rpcd/rpcd/metrics"
 	"github.com/rpcd/rpcd/protocol"
 )
 
@@ -21,6 +22,7 @@ type deadlineEntry struct {
 	fd     int32
 	connID uint64
 	seq    uint64
+	row    int // the request's metrics row
 }
 
 func (d *deadlineQueue) push(e deadlineEntry) {
@@ -62,7 +64,7 @@ func timeoutError(d time.Duration) *protocol.Error {
 // trackDeadline records when the pooled request in slot seq of c must be
 // answered.
 func (w *Worker) trackDeadline(c *conn, seq uint64, at int64) {
-	w.deadlines.push(deadlineEntry{at: at, fd: c.fd, connID: c.id, seq: seq})
+	w.deadlines.push(deadlineEntry{at: at, fd: c.fd, connID: c.id, seq: seq, row: w.meter.row})
 }
 
 // expireDeadlines answers timeout for every pooled request whose deadline has
@@ -88,6 +90,7 @@ func (w *Worker) expireDeadlines() {
 		// not write into the shared frame.
 		frame := w.timeoutFrame[:len(w.timeoutFrame):len(w.timeoutFrame)]
 		c.order.fill(e.seq, frame)
+		w.countPooled(e.row, metrics.CodeTimeout, e.at-int64(w.cfg.HandlerTimeout))
 		w.stats.answered.Add(1)
 		w.stats.errors.Add(1)
 		w.markTouched(c)

@@ -76,6 +76,7 @@ func (w *Worker) extendPartial(c *conn, data []byte) []byte {
 // answers are out.
 func (w *Worker) frameError(c *conn, err error) {
 	w.stats.requests.Add(1)
+	w.otherRequest()
 	code := protocol.CodeBadFrame
 	if tooLarge := (*protocol.FrameTooLargeError)(nil); errors.As(err, &tooLarge) {
 		code = protocol.CodeFrameTooLarge
@@ -92,9 +93,11 @@ func (w *Worker) frameError(c *conn, err error) {
 func (w *Worker) dispatch(c *conn, body []byte) {
 	w.stats.requests.Add(1)
 	if err := protocol.ParseRequest(body, &w.req); err != nil {
+		w.otherRequest()
 		w.answer(c, nil, protocol.ErrorFor(err, protocol.CodeBadRequest))
 		return
 	}
+	w.beginRequest(w.req.Method)
 	if w.log.Core().Enabled(zapcore.DebugLevel) {
 		w.log.Debug("request", zap.Int32("fd", c.fd), zap.String("in", string(w.req.Method)),
 			zap.ByteString("params", w.req.Params))
@@ -128,7 +131,8 @@ func (w *Worker) offload(c *conn, h rpc.Handler) {
 	buf := make([]byte, len(method)+len(params))
 	copy(buf[copy(buf, method):], params)
 	at := w.now + int64(w.cfg.HandlerTimeout)
-	j := job{h: h, buf: buf, split: len(method), fd: c.fd, connID: c.id, seq: q.nextSeq(), deadline: w.deadlineAt(at)}
+	j := job{h: h, buf: buf, split: len(method), fd: c.fd, connID: c.id, seq: q.nextSeq(), deadline: w.deadlineAt(at),
+		row: w.meter.row, readAt: w.now}
 	if !w.pool.submit(j) {
 		if q.empty() {
 			w.dropQueue(c)
@@ -137,6 +141,7 @@ func (w *Worker) offload(c *conn, h rpc.Handler) {
 		return
 	}
 	q.pushPending()
+	w.meter.inFlight++
 	w.trackDeadline(c, j.seq, at)
 }
 
@@ -157,6 +162,7 @@ func (w *Worker) answer(c *conn, rep *rpc.Reply, err error) {
 	if err != nil {
 		w.stats.errors.Add(1)
 	}
+	w.countAnswer(err)
 }
 
 // routeResults files finished pooled and batched answers into their conns'
@@ -168,10 +174,12 @@ func (w *Worker) routeResults() {
 		w.batchDone(b)
 	}
 	for _, r := range results {
+		w.meter.inFlight--
 		c := w.connByID(r.fd, r.connID)
 		if c == nil || c.order == nil || !c.order.fill(r.seq, r.frame) {
 			continue // the conn closed; its fd may belong to another by now
 		}
+		w.countPooled(int(r.row), int(r.code), r.readAt)
 		w.stats.answered.Add(1)
 		if r.isErr {
 			w.stats.errors.Add(1)

@@ -27,6 +27,8 @@ type job struct {
 	// deadline ends the call: its ctx carries it, and a job still queued at
 	// its deadline is answered timeout without running.
 	deadline time.Time
+	row      int   // its method's metrics row
+	readAt   int64 // loop clock when its request was read
 }
 
 func (j *job) method() []byte { return j.buf[:j.split] }
@@ -39,6 +41,9 @@ type result struct {
 	seq    uint64
 	frame  []byte
 	isErr  bool
+	code   uint8 // the answer's index in metrics.Codes
+	row    int   // the job's row and readAt
+	readAt int64
 }
 
 // pool runs Blocking handlers on a fixed set of goroutines fed by a bounded
@@ -92,10 +97,11 @@ func (p *pool) run() {
 			continue
 		}
 		rep.Reset()
-		res := result{fd: j.fd, connID: j.connID, seq: j.seq}
+		res := result{fd: j.fd, connID: j.connID, seq: j.seq, row: j.row, readAt: j.readAt}
 		err := p.call(&j, &rep)
 		buf := make([]byte, 0, answerOverhead+len(rep.Out())+len(rep.Result()))
 		res.frame, res.isErr = rpc.AppendAnswer(buf, p.order, &rep, err), err != nil
+		res.code = uint8(codeIndex(err))
 		p.deliver(res)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sys/unix"
 
+	"github.com/rpcd/rpcd/metrics"
 	"github.com/rpcd/rpcd/protocol"
 	"github.com/rpcd/rpcd/rpc"
 )
@@ -75,6 +76,7 @@ type Worker struct {
 	budgetPaused bool // conns' read interest reflects pressed
 	lastRelease  int64
 	drops        dropLog
+	meter        meterState
 }
 
 // New returns a Worker serving the handlers in reg. Zero Config fields take
@@ -247,6 +249,7 @@ func (w *Worker) run() error {
 		w.expireDeadlines()
 		w.startBatches()
 		w.enforceBudget()
+		w.publishMetrics()
 		// Accept only after the whole batch: a descriptor closed above and
 		// reused by accept4 must not receive an event meant for its old owner.
 		if w.acceptPending {
@@ -428,6 +431,7 @@ func (w *Worker) openConn(fd int, sa unix.Sockaddr) {
 	w.conns[fd] = c
 	w.stats.accepted.Add(1)
 	w.stats.open.Add(1)
+	w.cfg.Metrics.Add(metrics.Accepted, 1)
 	if w.log.Core().Enabled(zapcore.DebugLevel) {
 		w.log.Debug("comes", zap.String("addr", sockaddrString(sa)), zap.Int("fd", fd), zap.Uint64("conn", c.id))
 	}

@@ -1,0 +1,288 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	rpcclient "github.com/rpcd/rpcd/client"
+	"github.com/rpcd/rpcd/internal/waitfor"
+)
+
+// startMetricsServer runs rpcd with its metrics endpoint on a free port
+// and returns the server and the endpoint's base URL.
+func startMetricsServer(t *testing.T, args ...string) (*server, string) {
+	t.Helper()
+	s := startServer(t, append([]string{"-workers=2", "-metrics-listen=127.0.0.1:0"}, args...)...)
+	e := s.logs.wait(t, 5*time.Second, func(e logEntry) bool { return e.Msg == "serving metrics" })
+	addr, _ := e.Fields["addr"].(string)
+	return s, "http://" + addr
+}
+
+// scrape parses the endpoint's /metrics.
+func scrape(t *testing.T, base string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	return fams
+}
+
+// sumWhere sums the samples of family name whose labels include want.
+func sumWhere(fams map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
+	var sum float64
+	f := fams[name]
+	if f == nil {
+		return 0
+	}
+next:
+	for _, m := range f.Metric {
+		labels := map[string]string{}
+		for _, l := range m.Label {
+			labels[l.GetName()] = l.GetValue()
+		}
+		for k, v := range want {
+			if labels[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			sum += m.Counter.GetValue()
+		case m.Gauge != nil:
+			sum += m.Gauge.GetValue()
+		case m.Histogram != nil:
+			sum += float64(m.Histogram.GetSampleCount())
+		}
+	}
+	return sum
+}
+
+func status(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// callN makes n calls of method over c and returns how many were answered
+// without error.
+func callN(t *testing.T, c *rpcclient.Client, n int, method, params string) int {
+	t.Helper()
+	ok := 0
+	for range n {
+		if _, _, err := c.Call(context.Background(), method, []byte(params)); err == nil {
+			ok++
+		}
+	}
+	return ok
+}
+
+// The endpoint counts what was answered, by method and code, and its
+// counts survive a worker killed outright.
+func TestMetricsEndpoint(t *testing.T) {
+	s, base := startMetricsServer(t)
+	if got := status(t, base+"/livez"); got != http.StatusOK {
+		t.Fatalf("/livez: %d", got)
+	}
+	waitfor.Until(t, 10*time.Second, "/readyz 200", func() bool { return status(t, base+"/readyz") == http.StatusOK })
+	c, err := rpcclient.Dial(s.addr, rpcclient.Options{Conns: 8, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pings := callN(t, c, 200, "ping", `"x"`)
+	callN(t, c, 3, "nosuch", `1`)
+	want := func(what string, ping float64) {
+		t.Helper()
+		var fams map[string]*dto.MetricFamily
+		ok := waitfor.Poll(10*time.Second, func() bool {
+			fams = scrape(t, base)
+			return sumWhere(fams, "rpcd_requests_total", map[string]string{"method": "ping", "code": "ok"}) == ping
+		})
+		if !ok {
+			t.Fatalf("%s: ping ok = %v, want %v", what, sumWhere(fams, "rpcd_requests_total", map[string]string{"method": "ping", "code": "ok"}), ping)
+		}
+		if got := sumWhere(fams, "rpcd_requests_total", map[string]string{"method": "other", "code": "unknown_method"}); got != 3 {
+			t.Fatalf("%s: unknown methods counted %v, want 3", what, got)
+		}
+		if got := sumWhere(fams, "rpcd_request_duration_seconds", map[string]string{"method": "ping"}); got != ping {
+			t.Fatalf("%s: ping histogram count %v, want %v", what, got, ping)
+		}
+		if got := sumWhere(fams, "rpcd_connections_accepted_total", nil); got < 8 {
+			t.Fatalf("%s: %v connections accepted, want at least 8", what, got)
+		}
+	}
+	want("running", float64(pings))
+	victim := s.workerPids()[0]
+	syscall.Kill(victim, syscall.SIGKILL)
+	s.logs.wait(t, 10*time.Second, func(e logEntry) bool {
+		return e.Msg == "worker exited" && e.Fields["pid"] == float64(victim)
+	})
+	want("after kill -9", float64(pings))
+	fams := scrape(t, base)
+	if got := sumWhere(fams, "rpcd_worker_exits_total", map[string]string{"cause": "crash"}); got != 1 {
+		t.Fatalf("crashes counted %v, want 1", got)
+	}
+	pings += callN(t, c, 100, "ping", `"y"`)
+	want("after the restart", float64(pings))
+}
+
+// A real Prometheus scrapes rpcd every second while a worker is killed
+// and the server reloaded: the sum it sees matches what was answered, and
+// no series ever goes back.
+func TestPrometheusScrapesAcrossCrashAndReload(t *testing.T) {
+	const promBin = "/usr/bin/prometheus"
+	if _, err := os.Stat(promBin); err != nil {
+		t.Skip("no Prometheus server: apt-get install prometheus")
+	}
+	s, base := startMetricsServer(t)
+	prom := startPrometheus(t, promBin, base[len("http://"):])
+	c, err := rpcclient.Dial(s.addr, rpcclient.Options{Conns: 8, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	answered := callN(t, c, 500, "ping", `"before"`)
+	prom.waitValue(t, "sum(rpcd_requests_total)", float64(answered))
+
+	victim := s.workerPids()[0]
+	syscall.Kill(victim, syscall.SIGKILL)
+	s.logs.wait(t, 10*time.Second, func(e logEntry) bool {
+		return e.Msg == "worker exited" && e.Fields["pid"] == float64(victim)
+	})
+	syscall.Kill(s.pid(), syscall.SIGHUP)
+	s.logs.wait(t, 30*time.Second, func(e logEntry) bool { return e.Msg == "new generation ready" })
+
+	answered += callN(t, c, 300, "ping", `"after"`)
+	prom.waitValue(t, "sum(rpcd_requests_total)", float64(answered))
+	prom.waitValue(t, "rpcd_generation", 2)
+	resets := prom.query(t, "resets(rpcd_requests_total[5m])")
+	if len(resets) == 0 {
+		t.Fatal("no rpcd_requests_total series in Prometheus")
+	}
+	for _, r := range resets {
+		if r.value != 0 {
+			t.Fatalf("series %v went back %v times", r.labels, r.value)
+		}
+	}
+	t.Logf("Prometheus: sum(rpcd_requests_total) = %d answered, %d series, no resets", answered, len(resets))
+}
+
+// promServer is a Prometheus server run by a test.
+type promServer struct{ base string }
+
+func startPrometheus(t *testing.T, bin, target string) *promServer {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n  - job_name: rpcd\n    static_configs:\n      - targets: [%q]\n", target)
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
+		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	p := &promServer{base: "http://" + addr}
+	waitfor.Until(t, 30*time.Second, "Prometheus ready", func() bool {
+		resp, err := http.Get(p.base + "/-/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return p
+}
+
+// freeAddr returns a 127.0.0.1 address that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+type sample struct {
+	labels map[string]string
+	value  float64
+}
+
+// query runs an instant query; a failed request yields no samples.
+func (p *promServer) query(t *testing.T, q string) []sample {
+	t.Helper()
+	resp, err := http.Get(p.base + "/api/v1/query?query=" + url.QueryEscape(q))
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data struct {
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+				Value  [2]any            `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return nil
+	}
+	var out []sample
+	for _, r := range body.Data.Result {
+		str, _ := r.Value[1].(string)
+		v, _ := strconv.ParseFloat(str, 64)
+		out = append(out, sample{labels: r.Metric, value: v})
+	}
+	return out
+}
+
+// waitValue waits until q's single sample is want, as new scrapes arrive.
+func (p *promServer) waitValue(t *testing.T, q string, want float64) {
+	t.Helper()
+	var last []sample
+	ok := waitfor.Poll(30*time.Second, func() bool {
+		last = p.query(t, q)
+		return len(last) == 1 && last[0].value == want
+	})
+	if !ok {
+		t.Fatalf("Prometheus %s = %v, want %v", q, last, want)
+	}
+}

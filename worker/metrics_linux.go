@@ -1,0 +1,102 @@
+package worker
+
+import (
+	"github.com/rpcd/rpcd/metrics"
+	"github.com/rpcd/rpcd/protocol"
+)
+
+// The worker's shared counters (Config.Metrics). Everything here runs on
+// the loop goroutine, and records into the Recorder's own memory; the loop
+// publishes it once per turn (publishMetrics). With Config.Metrics nil the
+// calls do nothing.
+
+// meterState is the loop's bookkeeping for its counters.
+type meterState struct {
+	row      int   // the current request's method row
+	mark     int64 // loop clock of the last inline answer
+	inFlight int64 // blocking and batch calls taken, result not collected (or dropped) yet
+}
+
+// beginRequest notes the method of the request being dispatched.
+func (w *Worker) beginRequest(method []byte) { w.meter.row = w.cfg.Metrics.Row(method) }
+
+// otherRequest notes a request whose method is not known (a framing error,
+// a body that does not parse).
+func (w *Worker) otherRequest() { w.meter.row = w.cfg.Metrics.Row(nil) }
+
+// countAnswer counts an answer the loop made for the current request: its
+// duration is the loop's time since its previous answer, or since this
+// wakeup began, whichever is later, so one clock read serves each answer.
+func (w *Worker) countAnswer(err error) {
+	if w.cfg.Metrics == nil {
+		return
+	}
+	now := w.clock()
+	start := max(w.meter.mark, w.now)
+	w.meter.mark = now
+	w.cfg.Metrics.Request(w.meter.row, codeIndex(err), now-start)
+}
+
+// countPooled counts a blocking call's answer, read at readAt (loop clock).
+func (w *Worker) countPooled(row, code int, readAt int64) {
+	w.cfg.Metrics.Request(row, code, w.now-readAt)
+}
+
+// codeIndex is err's index in metrics.Codes.
+func codeIndex(err error) int {
+	switch e := err.(type) {
+	case nil:
+		return metrics.CodeOK
+	case *protocol.Error:
+		return metrics.CodeIndex(e.Code)
+	}
+	return metrics.CodeIndex(protocol.ErrorFor(err, protocol.CodeInternal).Code)
+}
+
+// countClose counts a connection closed for why (closeConn's reasons).
+func (w *Worker) countClose(c *conn, why string) {
+	if w.cfg.Metrics == nil {
+		return
+	}
+	reason := metrics.CloseError
+	switch why {
+	case "hang-up", "client finished":
+		reason = metrics.CloseClient
+	case idleTimeout:
+		reason = metrics.CloseIdle
+	case "read timeout":
+		reason = metrics.CloseReadTimeout
+	case writeTimeout:
+		reason = metrics.CloseWriteTimeout
+	case memoryBudget:
+		reason = metrics.CloseBudget
+	case "worker stopped":
+		reason = metrics.CloseDrain
+	case "linger over", "linger timeout":
+		// A lingering close follows a framing error or a drain.
+		reason = metrics.CloseDrain
+		if c.flags&finishing != 0 {
+			reason = metrics.CloseFrameError
+		}
+	}
+	w.cfg.Metrics.Add(metrics.Closed(reason), 1)
+}
+
+// countBytes counts bytes read from or written to connections.
+func (w *Worker) countBytes(counter int, n int) {
+	if n > 0 {
+		w.cfg.Metrics.Add(counter, uint64(n))
+	}
+}
+
+// publishMetrics sets the gauges and publishes the turn's counts.
+func (w *Worker) publishMetrics() {
+	m := w.cfg.Metrics
+	if m == nil {
+		return
+	}
+	m.Set(metrics.OpenConns, w.stats.open.Load())
+	m.Set(metrics.InFlight, w.meter.inFlight)
+	m.Set(metrics.QueueDepth, int64(len(w.pool.jobs)))
+	m.Publish()
+}
