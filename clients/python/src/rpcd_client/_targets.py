@@ -89,10 +89,12 @@ class StaticResolver(Resolver):
 
 class PollingResolver(Resolver):
     """Calls ``lookup`` on a daemon thread every interval (±20 %) and when
-    refreshed; a lookup that returns None keeps the last list."""
+    refreshed; a lookup that returns None keeps the last list. ``lookups``
+    counts the lookups done."""
 
     def __init__(self, interval: float) -> None:
         super().__init__()
+        self.lookups = 0
         self._interval = interval
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -115,6 +117,7 @@ class PollingResolver(Resolver):
             found = self.lookup()
             if found is not None:
                 self._set(sorted(set(found)))
+            self.lookups += 1
             self._wake.clear()
             self._wake.wait(self._interval * random.uniform(0.8, 1.2))
             # Refreshes come after failures, which come in bursts.

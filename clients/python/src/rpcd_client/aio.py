@@ -313,6 +313,7 @@ class AsyncClient:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise CallTimeoutError("no endpoint to call within the call's timeout")
+            self._balancer.resolver.refresh()
             await asyncio.sleep(min(left, _SLICE))
 
     @staticmethod

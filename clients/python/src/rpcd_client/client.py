@@ -460,6 +460,7 @@ class Client:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise CallTimeoutError("no endpoint to call within the call's timeout")
+            resolver.refresh()
             resolver.wait_change(version, min(left, _POLL))
 
     def _submit(self, slot: _Slot, frames: List[bytes], entries: List[_Pending], deadline: float) -> _Conn:
