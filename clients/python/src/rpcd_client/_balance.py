@@ -4,8 +4,8 @@ where it can. Shared by both clients; safe to use from any thread."""
 
 from __future__ import annotations
 
-import random
 import threading
+from random import randrange as _randrange
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ._targets import Endpoint, Resolver
@@ -22,10 +22,6 @@ class Target:
         self.weight = weight
         self.inflight = 0
         self.pool = pool
-
-    @property
-    def load(self) -> float:
-        return self.inflight / self.weight
 
 
 class Balancer:
@@ -58,14 +54,16 @@ class Balancer:
         """Chooses the endpoint for an attempt and counts the attempt in
         flight there (``done`` uncounts it); None when the list is empty."""
         targets = self.targets()
-        fresh = [t for t in targets if t not in tried] or targets
-        if not fresh:
+        fresh = [t for t in targets if t not in tried] or targets if tried else targets
+        n = len(fresh)
+        if n == 0:
             return None
-        if len(fresh) == 1:
+        if n == 1:
             best = fresh[0]
         else:
-            a, b = random.sample(fresh, 2)
-            best = a if a.load <= b.load else b
+            i, j = _randrange(n), _randrange(n - 1)
+            a, b = fresh[i], fresh[j + (j >= i)]  # two distinct endpoints
+            best = a if a.inflight * b.weight <= b.inflight * a.weight else b
         with self._lock:
             best.inflight += 1
         return best
