@@ -51,7 +51,8 @@ class Peer:
     says, after reading one request: "close" (a clean end of stream),
     "reset" (RST), "half" (half an answer, then a clean end), "goodbye" (the
     goodbye frame, then a clean end), "mute" (a clean end before answering
-    the hello); connections past the list answer pings
+    the hello), "bye-at-once" (the goodbye right after the hello's answer);
+    connections past the list answer pings
     until the client leaves. A hello is answered as an older rpcd does
     (unknown_method), or with the promise of a goodbye when goodbye is set."""
 
@@ -86,6 +87,9 @@ class Peer:
                 if json.loads(body)["in"] == "rpcd.hello":
                     self.hellos += 1
                     if ending == "mute":
+                        return
+                    if ending == "bye-at-once":
+                        conn.sendall(self.hello + GOODBYE)
                         return
                     conn.sendall(self.hello)
                     body = read_frame(conn)
@@ -211,3 +215,17 @@ def test_hello_unanswered_carries_no_call(peer):
     for i in range(4):
         with rpcd_client.Client([mute.address, good.address], conns=1, retries=0) as c:
             assert c.call("ping", i) == i
+
+
+def test_goodbye_with_the_hello_redials(peer):
+    p = peer("bye-at-once", "bye-at-once", "serve", "bye-at-once", goodbye=True)
+    with rpcd_client.Client(p.address, conns=1, retries=0, trust_clean_close=False) as c:
+        assert c.call("ping", "x") == "x"
+    assert p.accepted == 3
+
+    async def main():
+        async with rpcd_client.AsyncClient(p.address, conns=1, retries=0, trust_clean_close=False) as c:
+            assert await c.call("ping", "y") == "y"
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+    assert p.accepted == 5

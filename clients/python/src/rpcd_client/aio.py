@@ -339,9 +339,9 @@ class AsyncClient:
         slot = pool.slot()
         for _ in range(3):
             conn = pool.conns[slot]
-            if conn is None or not conn.open:
-                conn = await self._dial(pool, slot, deadline)
             try:
+                if conn is None or not conn.open:
+                    conn = await self._dial(pool, slot, deadline)
                 conn.submit(frames, futures)
                 return conn
             except _resend.NotRead:
@@ -370,11 +370,17 @@ class AsyncClient:
             reader, writer, goodbye = await asyncio.wait_for(
                 self._open_and_hello(addr), min(deadline - start, self._connect_timeout)
             )
-        except (OSError, EOFError, asyncio.TimeoutError, RpcdError) as exc:
+        except asyncio.IncompleteReadError as exc:
+            raise _resend.NotRead("closed before answering the hello") from exc
+        except (OSError, asyncio.TimeoutError, RpcdError) as exc:
+            if isinstance(exc, asyncio.TimeoutError) and time.monotonic() >= deadline:
+                raise CallTimeoutError("timed out connecting") from exc
             raise RpcdConnectionError(f"{addr[0]}:{addr[1]}: {exc!r}") from exc
         return _AsyncConn(reader, writer, self, goodbye)
 
     async def _open_and_hello(self, addr: Tuple[str, int]) -> Tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+        """Dials addr and reads the hello's answer; a goodbye right after it
+        is found by the connection's reader, and resends its calls."""
         reader, writer = await asyncio.open_connection(addr[0], addr[1], limit=1 << 16)
         try:
             sock = writer.get_extra_info("socket")

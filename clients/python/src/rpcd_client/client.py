@@ -471,9 +471,9 @@ class Client:
                 if slot.conn is not None and slot.conn.closed_while_idle():
                     slot.conn.end(RpcdConnectionError("server closed the connection"), unread=True)
                     slot.conn = None
-                if slot.conn is None or not slot.conn.open:
-                    slot.conn = self._connect(slot, deadline)
                 try:
+                    if slot.conn is None or not slot.conn.open:
+                        slot.conn = self._connect(slot, deadline)
                     slot.conn.submit(frames, entries, deadline)
                     return slot.conn
                 except _resend.NotRead:
@@ -493,9 +493,13 @@ class Client:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             splitter = FrameSplitter(self._header, self._max_frame)
             goodbye = self._say_hello(sock, splitter, limit)
-        except (OSError, RpcdError) as exc:
+        except (OSError, RpcdError, _resend.NotRead) as exc:
             if sock is not None:
                 sock.close()
+            if isinstance(exc, _resend.NotRead):
+                raise
+            if isinstance(exc, socket.timeout) and time.monotonic() >= deadline:
+                raise CallTimeoutError("timed out connecting") from exc
             raise RpcdConnectionError(f"{addr[0]}:{addr[1]}: {exc}") from exc
         sock.settimeout(_POLL)
         return _Conn(sock, self, splitter, goodbye)
@@ -503,19 +507,24 @@ class Client:
     def _say_hello(self, sock: socket.socket, splitter: FrameSplitter, limit: float) -> bool:
         """Sends rpcd.hello and reads its answer; whether the server will say
         goodbye. Nothing else is sent before, so a server that never serves
-        the connection fails it with no call on it."""
+        the connection fails it with no call on it. A connection closed or
+        bid goodbye at once (a worker stopping) raises NotRead: dial again."""
         sock.settimeout(max(limit - time.monotonic(), 0.001))
         sock.sendall(self._hello)
         while True:
             sock.settimeout(max(limit - time.monotonic(), 0.001))
             data = sock.recv(1 << 12)
             if not data:
-                raise RpcdConnectionError("closed before answering the hello")
+                raise _resend.NotRead("closed before answering the hello")
             bodies = splitter.feed(data)
+            if not bodies:
+                continue
+            goodbye = offers_goodbye(decode_answer(bodies[0]))
             if len(bodies) > 1:
+                if goodbye and is_goodbye(decode_answer(bodies[1])):
+                    raise _resend.NotRead("server said goodbye after the hello")
                 raise ProtocolError("answer to no request")
-            if bodies:
-                return offers_goodbye(decode_answer(bodies[0]))
+            return goodbye
 
     def close(self) -> None:
         """Closes every connection; calls still waiting fail with ClientClosedError."""
