@@ -32,20 +32,34 @@ def read_frame(conn: socket.socket) -> bytes:
     return exact(n)
 
 
+def frame(msg: object) -> bytes:
+    body = json.dumps(msg).encode()
+    return HEADER.pack(len(body)) + body
+
+
 def pong(body: bytes) -> bytes:
-    req = json.loads(body)
-    out = json.dumps({"out": "pong", "result": req["params"]}).encode()
-    return HEADER.pack(len(out)) + out
+    return frame({"out": "pong", "result": json.loads(body)["params"]})
+
+
+UNKNOWN_HELLO = frame({"out": "error", "result": {"code": "unknown_method", "message": "no method rpcd.hello"}})
+GOODBYE_HELLO = frame({"out": "rpcd.hello", "result": {"goodbye": True}})
+GOODBYE = frame({"out": "rpcd.goodbye", "result": {"reason": "drain"}})
 
 
 class Peer:
     """Accepts connections on 127.0.0.1 and ends the i-th one as endings[i]
     says, after reading one request: "close" (a clean end of stream),
-    "reset" (RST), "half" (half an answer, then a clean end); connections
-    past the list answer pings until the client leaves."""
+    "reset" (RST), "half" (half an answer, then a clean end), "goodbye" (the
+    goodbye frame, then a clean end), "mute" (a clean end before answering
+    the hello), "bye-at-once" (the goodbye right after the hello's answer);
+    connections past the list answer pings
+    until the client leaves. A hello is answered as an older rpcd does
+    (unknown_method), or with the promise of a goodbye when goodbye is set."""
 
-    def __init__(self, endings: List[str]) -> None:
+    def __init__(self, endings: List[str], goodbye: bool = False) -> None:
         self.endings = endings
+        self.hello = GOODBYE_HELLO if goodbye else UNKNOWN_HELLO
+        self.hellos = 0
         self.accepted = 0
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
@@ -66,11 +80,19 @@ class Peer:
             self.accepted += 1
             threading.Thread(target=self._handle, args=(conn, ending), daemon=True).start()
 
-    @staticmethod
-    def _handle(conn: socket.socket, ending: str) -> None:
+    def _handle(self, conn: socket.socket, ending: str) -> None:
         with conn:
             try:
                 body = read_frame(conn)
+                if json.loads(body)["in"] == "rpcd.hello":
+                    self.hellos += 1
+                    if ending == "mute":
+                        return
+                    if ending == "bye-at-once":
+                        conn.sendall(self.hello + GOODBYE)
+                        return
+                    conn.sendall(self.hello)
+                    body = read_frame(conn)
                 if ending == "serve":
                     while True:
                         conn.sendall(pong(body))
@@ -79,6 +101,8 @@ class Peer:
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 elif ending == "half":
                     conn.sendall(pong(body)[:6])
+                elif ending == "goodbye":
+                    conn.sendall(GOODBYE)
             except (EOFError, OSError):
                 pass
 
@@ -92,8 +116,8 @@ class Peer:
 def peer() -> Iterator:
     peers: List[Peer] = []
 
-    def make(*endings: str) -> Peer:
-        p = Peer(list(endings))
+    def make(*endings: str, goodbye: bool = False) -> Peer:
+        p = Peer(list(endings), goodbye)
         peers.append(p)
         return p
 
@@ -149,3 +173,59 @@ def test_async_rules(peer):
             assert p.accepted == 4
 
     asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_goodbye_resends_beyond_retries(peer):
+    p = peer("goodbye", "goodbye", "goodbye", "goodbye", goodbye=True)
+    with rpcd_client.Client(p.address, conns=1, retries=0, trust_clean_close=False) as c:
+        assert c.call("ping", "x") == "x"  # not idempotent
+    assert p.accepted == 5 and p.hellos == 5
+
+
+def test_clean_end_without_goodbye_is_maybe_run(peer):
+    p = peer("close", goodbye=True)
+    with rpcd_client.Client(p.address, conns=1) as c:
+        with pytest.raises(rpcd_client.MaybeSentError):
+            c.call("ping", "x")
+        assert c.call("ping", "y") == "y"
+    assert p.accepted == 2
+
+
+def test_async_goodbye(peer):
+    p = peer("goodbye", "close", "goodbye", goodbye=True)
+
+    async def main():
+        async with rpcd_client.AsyncClient(p.address, conns=1, retries=0) as c:
+            with pytest.raises(rpcd_client.MaybeSentError):
+                await c.call("ping", "x")  # a goodbye, then a clean end without one
+            assert p.accepted == 2
+            assert await c.call("ping", "y") == "y"
+            assert p.accepted == 4 and p.hellos == 4
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_hello_unanswered_carries_no_call(peer):
+    mute = peer(*["mute"] * 10)
+    with rpcd_client.Client(mute.address, conns=1) as c:
+        with pytest.raises(rpcd_client.RpcdConnectionError) as e:
+            c.call("ping", "x")
+        assert not isinstance(e.value, rpcd_client.MaybeSentError)
+    good = peer()
+    for i in range(4):
+        with rpcd_client.Client([mute.address, good.address], conns=1, retries=0) as c:
+            assert c.call("ping", i) == i
+
+
+def test_goodbye_with_the_hello_redials(peer):
+    p = peer("bye-at-once", "bye-at-once", "serve", "bye-at-once", goodbye=True)
+    with rpcd_client.Client(p.address, conns=1, retries=0, trust_clean_close=False) as c:
+        assert c.call("ping", "x") == "x"
+    assert p.accepted == 3
+
+    async def main():
+        async with rpcd_client.AsyncClient(p.address, conns=1, retries=0, trust_clean_close=False) as c:
+            assert await c.call("ping", "y") == "y"
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+    assert p.accepted == 5

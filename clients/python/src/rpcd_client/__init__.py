@@ -10,10 +10,13 @@
         await c.call("ping", "hi")
 
 Both clients are safe to share: concurrent calls are pipelined over a few
-connections. An error answer raises an RpcError subclass (RpcError.code is the
-server's code). A connection the server closed is replaced; a call is sent
-again only when the server certainly did not read it, or when it is marked
-``idempotent=True`` (see rpcd_client._resend for the rules).
+connections per host, and spread over the hosts of a target (a list,
+``dns:///name:port`` or ``etcd://host:port/SERVICE``, see
+rpcd_client._targets). An error answer raises an RpcError subclass
+(RpcError.code is the server's code). A connection the server closed is
+replaced; a call is sent again only when the server certainly did not read it
+(a goodbye says so), or when it is marked ``idempotent=True`` (see
+rpcd_client._resend for the rules).
 """
 
 from ._protocol import Address, Answer, parse_int

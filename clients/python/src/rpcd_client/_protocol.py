@@ -41,6 +41,27 @@ def encode_request(header: struct.Struct, method: str, params: Any) -> bytes:
     return header.pack(len(body)) + body
 
 
+#: The opt-in goodbye: a connection that calls HELLO_METHOD first is told by
+#: a last frame with out GOODBYE_OUT that rpcd closes it gracefully.
+HELLO_METHOD = "rpcd.hello"
+GOODBYE_OUT = "rpcd.goodbye"
+
+
+def offers_goodbye(answer: object) -> bool:
+    """Whether answer, the decoded answer to a hello, promises a goodbye. An
+    older server answers unknown_method: no goodbye."""
+    return (
+        isinstance(answer, Answer)
+        and answer.out == HELLO_METHOD
+        and isinstance(answer.result, dict)
+        and answer.result.get("goodbye") is True
+    )
+
+
+def is_goodbye(answer: object) -> bool:
+    return isinstance(answer, Answer) and answer.out == GOODBYE_OUT
+
+
 def _int_chunk() -> int:
     # Python 3.11+ refuses int(str) past sys.get_int_max_str_digits() digits
     # (0 means no limit); older versions have no limit.
@@ -137,7 +158,7 @@ def parse_addresses(address: Union[Address, Sequence[Address]]) -> List[Tuple[st
     result = []
     for item in items:
         if isinstance(item, str):
-            result.append(_split_host_port(item.strip()))
+            result.append(split_host_port(item.strip()))
         elif isinstance(item, tuple) and len(item) == 2:
             result.append((str(item[0]), int(item[1])))
         else:
@@ -147,7 +168,7 @@ def parse_addresses(address: Union[Address, Sequence[Address]]) -> List[Tuple[st
     return result
 
 
-def _split_host_port(text: str) -> Tuple[str, int]:
+def split_host_port(text: str) -> Tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit():
         raise ValueError(f'address must be "host:port", not {text!r}')

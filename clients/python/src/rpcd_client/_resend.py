@@ -12,16 +12,18 @@ did not read it, or when the call is marked idempotent:
   stream the same way after reading requests, which is why ``trust_clean_close``
   can turn this rule off.
 
+- the server said goodbye (``rpcd.goodbye``, after a hello on that
+  connection): what was sent after its last answer was certainly not read.
+  On such a connection a clean end without the goodbye is not trusted.
+
 Everything else (a reset, a stream cut inside a frame, a read timeout) leaves
 the unanswered requests as maybe run: they fail with MaybeSentError unless
-idempotent. A goodbye frame, should the protocol gain one, belongs in
-``unread_at_end``: seen before the end of the stream, it makes the clean-end
-rule certain whatever ``trust_clean_close`` says.
+idempotent.
 """
 
 from __future__ import annotations
 
-from typing import Union
+from typing import Any, List, Sequence, Union
 
 from .errors import MaybeSentError, RpcdConnectionError
 
@@ -30,15 +32,20 @@ class NotRead(Exception):
     """Internal: the request never reached the server's reader; send it again."""
 
 
-def unread_at_end(*, at_boundary: bool, clean_eof: bool, trust_clean_close: bool) -> bool:
-    """Whether the requests unanswered when a stream ended were not read."""
-    return clean_eof and at_boundary and trust_clean_close
+class Goodbye(NotRead):
+    """Internal: the server said goodbye before reading the request."""
+
+
+def unread_at_end(*, at_boundary: bool, clean_eof: bool, trust_clean_close: bool, goodbye: bool) -> bool:
+    """Whether the requests unanswered when a stream ended, with no goodbye
+    frame, were not read. goodbye: the server promised one on this connection."""
+    return clean_eof and at_boundary and trust_clean_close and not goodbye
 
 
 def end_error(unread: bool, cause: BaseException) -> Exception:
     """The error each unanswered request of an ended connection gets."""
     if unread:
-        return NotRead(str(cause))
+        return cause if isinstance(cause, NotRead) else NotRead(str(cause))
     return MaybeSentError(f"connection lost after the request was sent; it may have run: {cause}")
 
 
@@ -51,3 +58,40 @@ def final_error(error: BaseException) -> Union[BaseException, RpcdConnectionErro
     if isinstance(error, NotRead):
         return RpcdConnectionError(f"connection lost before the request was read: {error}")
     return error
+
+
+class Resends:
+    """One call's attempts: the endpoints it tried, the retries left after
+    failures that allow a resend, and the goodbye resends left apart."""
+
+    def __init__(self, retries: int, goodbyes: int) -> None:
+        self.tried: List[Any] = []
+        self._retries = retries
+        self._goodbyes = goodbyes
+        self._connect_errors: List[str] = []
+
+    def unreachable(self, target: Any, error: BaseException, targets: Sequence[Any]) -> bool:
+        """Records that target could not be reached; True once every one of
+        targets has been tried."""
+        self._connect_errors.append(str(error))
+        self.tried.append(target)
+        return all(t in self.tried for t in targets)
+
+    def connect_error(self) -> RpcdConnectionError:
+        return RpcdConnectionError("connect: " + "; ".join(self._connect_errors))
+
+    def resend(self, target: Any, errors: Sequence[BaseException]) -> bool:
+        """Whether the call may be sent again after errors on target."""
+        self.tried.append(target)
+        if all(isinstance(e, Goodbye) for e in errors):
+            self._goodbyes -= 1
+            return self._goodbyes >= 0
+        self._retries -= 1
+        return self._retries >= 0
+
+
+def fill(outcomes: List[Any], todo: Sequence[int], error: BaseException) -> List[Any]:
+    """Gives error to every call in todo; returns outcomes."""
+    for i in todo:
+        outcomes[i] = error
+    return outcomes

@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import random
 import socket
 import time
 from collections import deque
 from typing import Any, Deque, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import _resend
+from ._balance import Balancer, Target
 from ._protocol import (
     DEFAULT_MAX_FRAME,
     HEADER_SIZE,
+    HELLO_METHOD,
     Address,
     Answer,
     decode_answer,
     encode_request,
     header_struct,
-    parse_addresses,
+    is_goodbye,
+    offers_goodbye,
 )
-from .client import Call
+from ._targets import make_resolver
+from .client import MAX_GOODBYE_RESENDS, Call
 from .errors import (
     CallTimeoutError,
     ClientClosedError,
@@ -35,14 +38,20 @@ from .errors import (
 _HIGH_WATER = 1 << 20
 # How often a connection checks its read timeout.
 _POLL = 0.5
+# How often a call waiting for an endpoint looks at the list again.
+_SLICE = 0.05
 
 
 class _AsyncConn:
     """One TCP connection and the futures awaiting its answers, oldest first.
     A write is one synchronous transport.write, so requests never interleave
-    and the queue's order is the wire's order."""
+    and the queue's order is the wire's order. ``goodbye``: the server
+    answered the hello, and announces a graceful close."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: "AsyncClient") -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: "AsyncClient", goodbye: bool
+    ) -> None:
+        self.goodbye = goodbye
         self._reader = reader
         self._writer = writer
         self._client = client
@@ -106,6 +115,7 @@ class _AsyncConn:
                     at_boundary=at_boundary and not exc.partial,
                     clean_eof=True,
                     trust_clean_close=client._trust_clean_close,
+                    goodbye=self.goodbye,
                 )
                 self.end(RpcdConnectionError("server closed the connection"), unread)
                 return
@@ -113,17 +123,23 @@ class _AsyncConn:
                 self.end(exc, unread=False)
                 return
             self._last_read = time.monotonic()
+            answer = decode_answer(body)
+            if self.goodbye and is_goodbye(answer):
+                self.end(_resend.Goodbye(f"server said goodbye: {answer.result}"), unread=True)
+                return
             if not self._pending:
                 self.end(ProtocolError("answer to no request"), unread=False)
                 return
             fut = self._pending.popleft()
             if fut.done():
                 continue  # its caller timed out or was cancelled
-            answer = decode_answer(body)
             if isinstance(answer, Answer):
                 fut.set_result(answer)
             else:
                 fut.set_exception(answer)
+
+    def idle(self) -> bool:
+        return not self._pending
 
     def _watch(self) -> None:
         """Ends the connection when requests are outstanding and nothing has
@@ -137,13 +153,35 @@ class _AsyncConn:
         self._timer = asyncio.get_running_loop().call_later(_POLL, self._watch)
 
 
-class AsyncClient:
-    """Calls an rpcd server from asyncio. Takes the same arguments as Client;
-    every call is a coroutine, and ``async with`` closes the client.
+class _AsyncPool:
+    """An endpoint's connections: calls take its slots in turn, and one
+    call at a time dials a slot."""
 
-    Concurrent calls are pipelined over ``conns`` connections. A call that
-    is cancelled or times out leaves its answer to be read and dropped, so
-    the calls after it on its connection get their own answers.
+    def __init__(self, addr: Tuple[str, int], conns: int) -> None:
+        self.addr = addr
+        self.conns: List[Optional[_AsyncConn]] = [None] * conns
+        self.dialing: List[Optional[asyncio.Lock]] = [None] * conns
+        self._next = itertools.count()
+
+    def slot(self) -> int:
+        return next(self._next) % len(self.conns)
+
+    def retire(self) -> None:
+        """Closes the idle connections; busy ones close once the pool is dropped."""
+        for i, conn in enumerate(self.conns):
+            if conn is not None and conn.idle():
+                conn.end(RpcdConnectionError("endpoint left the target"), unread=True)
+                self.conns[i] = None
+
+
+class AsyncClient:
+    """Calls rpcd servers from asyncio. Takes the same arguments as Client
+    (targets, balancing, hello and goodbye included); every call is a
+    coroutine, and ``async with`` closes the client.
+
+    Concurrent calls are pipelined over ``conns`` connections per endpoint.
+    A call that is cancelled or times out leaves its answer to be read and
+    dropped, so the calls after it on its connection get their own answers.
     """
 
     def __init__(
@@ -161,7 +199,6 @@ class AsyncClient:
     ) -> None:
         if conns < 1:
             raise ValueError("conns must be at least 1")
-        self._addresses = parse_addresses(address)
         self._header = header_struct(byteorder)
         self._timeout = timeout
         self._connect_timeout = timeout if connect_timeout is None else connect_timeout
@@ -169,14 +206,14 @@ class AsyncClient:
         self._retries = max(retries, 0)
         self._max_frame = max_frame
         self._trust_clean_close = trust_clean_close
-        self._conns: List[Optional[_AsyncConn]] = [None] * conns
-        self._dialing: List[Optional[asyncio.Lock]] = [None] * conns
-        self._next = itertools.count()
+        self._hello = encode_request(self._header, HELLO_METHOD, None)
         self._closed = False
+        self._balancer = Balancer(make_resolver(address), byteorder, lambda a: _AsyncPool(a, conns), _AsyncPool.retire)
 
     @property
     def addresses(self) -> List[Tuple[str, int]]:
-        return list(self._addresses)
+        """The endpoints calls go to now."""
+        return [t.addr for t in self._balancer.targets()]
 
     async def call(
         self,
@@ -221,22 +258,30 @@ class AsyncClient:
         deadline = time.monotonic() + (self._timeout if timeout is None else timeout)
         outcomes: List[Any] = [None] * len(frames)
         todo = list(range(len(frames)))
-        # Attempts stay on one slot: a retry finds it redialled.
-        slot = next(self._next) % len(self._conns)
-        for _ in range(self._retries + 1):
+        resends = _resend.Resends(self._retries, MAX_GOODBYE_RESENDS)
+        while todo:
+            try:
+                target = await self._pick(resends.tried, deadline)
+            except RpcdError as exc:
+                return _resend.fill(outcomes, todo, exc)
             futures: List["asyncio.Future[Answer]"] = [loop.create_future() for _ in todo]
             try:
-                conn = await self._submit(slot, [frames[i] for i in todo], futures, deadline)
+                conn = await self._submit(target.pool, [frames[i] for i in todo], futures, deadline)
                 if conn.backed_up():
                     try:
                         await asyncio.wait_for(conn.drain(), max(deadline - time.monotonic(), 0))
                     except asyncio.TimeoutError:
                         pass  # _wait reports the call's timeout
                 await self._wait(futures, deadline)
+            except RpcdConnectionError as exc:
+                self._balancer.resolver.refresh()
+                if resends.unreachable(target, exc, self._balancer.targets()):
+                    return _resend.fill(outcomes, todo, resends.connect_error())
+                continue
             except RpcdError as exc:
-                for i in todo:
-                    outcomes[i] = exc
-                return outcomes
+                return _resend.fill(outcomes, todo, exc)
+            finally:
+                self._balancer.done(target)
             again = []
             for i, fut in zip(todo, futures):
                 if not fut.done() or fut.cancelled():
@@ -250,11 +295,26 @@ class AsyncClient:
                 else:
                     outcomes[i] = fut.result()
             todo = again
-            if not todo or time.monotonic() >= deadline:
+            if not todo or time.monotonic() >= deadline or not resends.resend(target, [outcomes[i] for i in todo]):
                 break
         for i in todo:
             outcomes[i] = _resend.final_error(outcomes[i])
         return outcomes
+
+    async def _pick(self, tried: List[Target], deadline: float) -> Target:
+        """The endpoint for the next attempt; waits for one while none is
+        known, up to the deadline."""
+        while True:
+            if self._closed:
+                raise ClientClosedError("client is closed")
+            target = self._balancer.pick(tried)
+            if target is not None:
+                return target
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise CallTimeoutError("no endpoint to call within the call's timeout")
+            self._balancer.resolver.refresh()
+            await asyncio.sleep(min(left, _SLICE))
 
     @staticmethod
     async def _wait(futures: List["asyncio.Future[Answer]"], deadline: float) -> None:
@@ -274,63 +334,79 @@ class AsyncClient:
             pass
 
     async def _submit(
-        self, slot: int, frames: List[bytes], futures: List["asyncio.Future[Answer]"], deadline: float
+        self, pool: _AsyncPool, frames: List[bytes], futures: List["asyncio.Future[Answer]"], deadline: float
     ) -> _AsyncConn:
+        slot = pool.slot()
         for _ in range(3):
-            conn = self._conns[slot]
-            if conn is None or not conn.open:
-                conn = await self._dial(slot, deadline)
+            conn = pool.conns[slot]
             try:
+                if conn is None or not conn.open:
+                    conn = await self._dial(pool, slot, deadline)
                 conn.submit(frames, futures)
                 return conn
             except _resend.NotRead:
                 continue  # closed before anything was written: dial again
         raise RpcdConnectionError("every new connection closed at once")
 
-    async def _dial(self, slot: int, deadline: float) -> _AsyncConn:
-        lock = self._dialing[slot]
+    async def _dial(self, pool: _AsyncPool, slot: int, deadline: float) -> _AsyncConn:
+        lock = pool.dialing[slot]
         if lock is None:
-            lock = self._dialing[slot] = asyncio.Lock()
+            lock = pool.dialing[slot] = asyncio.Lock()
         async with lock:
             if self._closed:
                 raise ClientClosedError("client is closed")
-            conn = self._conns[slot]
+            conn = pool.conns[slot]
             if conn is not None and conn.open:
                 return conn  # another call dialled while this one waited
-            reader, writer = await self._connect(deadline)
-            conn = self._conns[slot] = _AsyncConn(reader, writer, self)
+            conn = pool.conns[slot] = await self._connect(pool.addr, deadline)
             return conn
 
-    async def _connect(self, deadline: float) -> Tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        errors = []
-        for host, port in random.sample(self._addresses, len(self._addresses)):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(host, port, limit=1 << 16), min(left, self._connect_timeout)
-                )
-            except (OSError, asyncio.TimeoutError) as exc:
-                errors.append(f"{host}:{port}: {exc!r}")
-                continue
+    async def _connect(self, addr: Tuple[str, int], deadline: float) -> _AsyncConn:
+        """Dials addr and says hello there (see Client._say_hello)."""
+        start = time.monotonic()
+        if start >= deadline:
+            raise CallTimeoutError("timed out before connecting")
+        try:
+            reader, writer, goodbye = await asyncio.wait_for(
+                self._open_and_hello(addr), min(deadline - start, self._connect_timeout)
+            )
+        except asyncio.IncompleteReadError as exc:
+            raise _resend.NotRead("closed before answering the hello") from exc
+        except (OSError, asyncio.TimeoutError, RpcdError) as exc:
+            if isinstance(exc, asyncio.TimeoutError) and time.monotonic() >= deadline:
+                raise CallTimeoutError("timed out connecting") from exc
+            raise RpcdConnectionError(f"{addr[0]}:{addr[1]}: {exc!r}") from exc
+        return _AsyncConn(reader, writer, self, goodbye)
+
+    async def _open_and_hello(self, addr: Tuple[str, int]) -> Tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+        """Dials addr and reads the hello's answer; a goodbye right after it
+        is found by the connection's reader, and resends its calls."""
+        reader, writer = await asyncio.open_connection(addr[0], addr[1], limit=1 << 16)
+        try:
             sock = writer.get_extra_info("socket")
             if sock is not None:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return reader, writer
-        if not errors:
-            raise CallTimeoutError("timed out before connecting")
-        raise RpcdConnectionError("connect: " + "; ".join(errors))
+            writer.write(self._hello)
+            (n,) = self._header.unpack(await reader.readexactly(HEADER_SIZE))
+            if n == 0 or n > self._max_frame:
+                raise ProtocolError(f"answer frame length {n} outside 1..{self._max_frame}")
+            goodbye = offers_goodbye(decode_answer(await reader.readexactly(n)))
+        except BaseException:
+            writer.close()
+            raise
+        return reader, writer, goodbye
 
     async def close(self) -> None:
         """Closes every connection; calls still waiting fail with ClientClosedError."""
         self._closed = True
         tasks = []
-        for i, conn in enumerate(self._conns):
-            if conn is not None:
-                conn.end(ClientClosedError("client is closed"), unread=False)
-                tasks.append(conn._task)
-                self._conns[i] = None
+        for target in self._balancer.close():
+            pool = target.pool
+            for i, conn in enumerate(pool.conns):
+                if conn is not None:
+                    conn.end(ClientClosedError("client is closed"), unread=False)
+                    tasks.append(conn._task)
+                    pool.conns[i] = None
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import random
 import select
 import socket
 import threading
@@ -12,16 +11,20 @@ from collections import deque
 from typing import Any, Deque, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import _resend
+from ._balance import Balancer, Target
 from ._protocol import (
     DEFAULT_MAX_FRAME,
+    HELLO_METHOD,
     Address,
     Answer,
     FrameSplitter,
     decode_answer,
     encode_request,
     header_struct,
-    parse_addresses,
+    is_goodbye,
+    offers_goodbye,
 )
+from ._targets import make_resolver
 from .errors import (
     CallTimeoutError,
     ClientClosedError,
@@ -39,6 +42,8 @@ _POLL = 0.5
 # The longest a waiting call sleeps before it checks whether anyone is
 # reading its connection; a lost hand-over costs at most this much.
 _SLICE = 0.05
+# How many times a call is sent again after goodbyes, beyond its retries.
+MAX_GOODBYE_RESENDS = 10
 
 
 class _Pending:
@@ -65,21 +70,27 @@ class _Conn:
     pending request, until its own has come; then it hands the reading to
     the oldest caller still waiting. No thread reads an idle connection, so
     a close by the server is found by the next call, whose request the
-    server then certainly did not read."""
+    server then certainly did not read. ``goodbye``: the server answered the
+    hello, and announces a graceful close."""
 
-    def __init__(self, sock: socket.socket, client: "Client") -> None:
+    def __init__(self, sock: socket.socket, client: "Client", splitter: FrameSplitter, goodbye: bool) -> None:
         self.sock = sock
+        self.goodbye = goodbye
         self._client = client
         self._lock = threading.Lock()  # guards _pending, _open and each _Pending
         self._read_lock = threading.Lock()  # held by the thread reading answers
         self._pending: Deque[_Pending] = deque()
         self._open = True
-        self._splitter = FrameSplitter(client._header, client._max_frame)
+        self._splitter = splitter
         self._last_read = time.monotonic()
 
     @property
     def open(self) -> bool:
         return self._open
+
+    def idle(self) -> bool:
+        with self._lock:
+            return not self._pending
 
     def closed_while_idle(self) -> bool:
         """Whether the server ended this connection while no request was
@@ -205,6 +216,7 @@ class _Conn:
                     at_boundary=self._splitter.at_boundary,
                     clean_eof=True,
                     trust_clean_close=self._client._trust_clean_close,
+                    goodbye=self.goodbye,
                 )
                 self.end(RpcdConnectionError("server closed the connection"), unread)
                 return
@@ -214,15 +226,23 @@ class _Conn:
             except RpcdError as exc:
                 self.end(exc, unread=False)
                 return
-            answers = [decode_answer(b) for b in bodies]
+            bye, unmatched = None, False
             with self._lock:
-                unmatched = len(answers) > len(self._pending)
-                for answer in answers[: len(self._pending)]:
+                for answer in map(decode_answer, bodies):
+                    if self.goodbye and is_goodbye(answer):
+                        bye = answer
+                        break
+                    if not self._pending:
+                        unmatched = True
+                        break
                     e = self._pending.popleft()
                     if isinstance(answer, Answer):
                         self._resolve(e, answer, None)
                     else:
                         self._resolve(e, None, answer)
+            if bye is not None:
+                self.end(_resend.Goodbye(f"server said goodbye: {bye.result}"), unread=True)
+                return
             if unmatched:
                 self.end(ProtocolError("answer to no request"), unread=False)
                 return
@@ -255,27 +275,56 @@ def _frames_within(frames: Sequence[bytes], sent: int) -> int:
 
 
 class _Slot:
-    """One of the client's connections, redialled when it has closed."""
+    """One of the client's connections to addr, redialled when it has closed."""
 
-    def __init__(self) -> None:
+    def __init__(self, addr: Tuple[str, int]) -> None:
+        self.addr = addr
         self.lock = threading.Lock()  # serializes writes: wire order is queue order
         self.conn: Optional[_Conn] = None
 
+    def retire(self) -> None:
+        """Closes the connection if it is idle; a busy one closes once the
+        pool is dropped."""
+        with self.lock:
+            if self.conn is not None and self.conn.idle():
+                self.conn.end(RpcdConnectionError("endpoint left the target"), unread=True)
+                self.conn = None
+
+
+class _Pool:
+    """An endpoint's connections: calls take its slots in turn."""
+
+    def __init__(self, addr: Tuple[str, int], conns: int) -> None:
+        self.slots = [_Slot(addr) for _ in range(conns)]
+        self._next = itertools.count()
+
+    def slot(self) -> _Slot:
+        return self.slots[next(self._next) % len(self.slots)]
+
+    def retire(self) -> None:
+        for slot in self.slots:
+            slot.retire()
+
 
 class Client:
-    """Calls an rpcd server. Safe to share between threads.
+    """Calls rpcd servers. Safe to share between threads.
 
-    ``address`` is ``"host:port"``, ``(host, port)``, or a list of such (or a
-    comma-separated string): each connection picks a host at random and fails
-    over to the others when it cannot connect.
+    ``address`` is a target: ``"host:port"``, ``(host, port)``, a list of
+    such or a comma-separated string, ``"dns:///name:port"``, or
+    ``"etcd://host:port[,...]/SERVICE"`` (see rpcd_client._targets). Each
+    call goes to the endpoint, of two chosen at random, with fewer calls in
+    flight per unit of weight, and fails over to the others when it cannot
+    connect. With no endpoint known, a call waits for one up to its timeout.
 
-    Concurrent calls are pipelined over ``conns`` connections; each call's
-    answer is the next one its connection returns, since rpcd answers in
-    request order. ``timeout`` bounds each call (connecting included) unless
-    the call gives its own. A connection with requests outstanding that
-    receives nothing for ``read_timeout`` seconds is dropped. ``retries`` is
-    how many more times a call is sent after its connection failed, when the
-    rules in the package doc allow it.
+    Concurrent calls are pipelined over ``conns`` connections per endpoint;
+    each call's answer is the next one its connection returns, since rpcd
+    answers in request order. Every new connection first says hello, so that
+    rpcd announces a graceful close with a goodbye. ``timeout`` bounds each
+    call (connecting included) unless the call gives its own. A connection
+    with requests outstanding that receives nothing for ``read_timeout``
+    seconds is dropped. ``retries`` is how many more times a call is sent
+    after its connection failed, when the rules in rpcd_client._resend allow
+    it; a goodbye's resends do not count against it.
     """
 
     def __init__(
@@ -293,7 +342,6 @@ class Client:
     ) -> None:
         if conns < 1:
             raise ValueError("conns must be at least 1")
-        self._addresses = parse_addresses(address)
         self._header = header_struct(byteorder)
         self._timeout = timeout
         self._connect_timeout = timeout if connect_timeout is None else connect_timeout
@@ -301,13 +349,18 @@ class Client:
         self._retries = max(retries, 0)
         self._max_frame = max_frame
         self._trust_clean_close = trust_clean_close
-        self._slots = [_Slot() for _ in range(conns)]
-        self._next = itertools.count()
+        self._hello = encode_request(self._header, HELLO_METHOD, None)
         self._closed = False
+        self._balancer = Balancer(make_resolver(address), byteorder, lambda addr: _Pool(addr, conns), _Pool.retire)
 
     @property
     def addresses(self) -> List[Tuple[str, int]]:
-        return list(self._addresses)
+        """The endpoints calls go to now."""
+        return [t.addr for t in self._balancer.targets()]
+
+    @property
+    def _slots(self) -> List[_Slot]:
+        return [s for t in self._balancer.targets() for s in t.pool.slots]
 
     def call(
         self,
@@ -357,19 +410,28 @@ class Client:
         deadline = time.monotonic() + (self._timeout if timeout is None else timeout)
         outcomes: List[Any] = [None] * len(frames)
         todo = list(range(len(frames)))
-        # Attempts stay on one slot: a retry finds it redialled.
-        slot = self._slots[next(self._next) % len(self._slots)]
-        for _ in range(self._retries + 1):
+        resends = _resend.Resends(self._retries, MAX_GOODBYE_RESENDS)
+        while todo:
+            try:
+                target = self._pick(resends.tried, deadline)
+            except RpcdError as exc:
+                return _resend.fill(outcomes, todo, exc)
             entries = [_Pending() for _ in todo]
             try:
-                conn = self._submit(slot, [frames[i] for i in todo], entries, deadline)
+                conn = self._submit(target.pool.slot(), [frames[i] for i in todo], entries, deadline)
+                waited = [conn.wait(e, deadline) for e in entries]
+            except RpcdConnectionError as exc:
+                self._balancer.resolver.refresh()
+                if resends.unreachable(target, exc, self._balancer.targets()):
+                    return _resend.fill(outcomes, todo, resends.connect_error())
+                continue
             except RpcdError as exc:
-                for i in todo:
-                    outcomes[i] = exc
-                return outcomes
+                return _resend.fill(outcomes, todo, exc)
+            finally:
+                self._balancer.done(target)
             again = []
-            for i, e in zip(todo, entries):
-                if not conn.wait(e, deadline):
+            for i, e, answered in zip(todo, entries, waited):
+                if not answered:
                     outcomes[i] = CallTimeoutError("no answer within the call's timeout")
                 elif e.error is not None:
                     outcomes[i] = e.error
@@ -378,11 +440,28 @@ class Client:
                 else:
                     outcomes[i] = e.value
             todo = again
-            if not todo or time.monotonic() >= deadline:
+            if not todo or time.monotonic() >= deadline or not resends.resend(target, [outcomes[i] for i in todo]):
                 break
         for i in todo:
             outcomes[i] = _resend.final_error(outcomes[i])
         return outcomes
+
+    def _pick(self, tried: List[Target], deadline: float) -> Target:
+        """The endpoint for the next attempt; waits for one while none is
+        known, up to the deadline."""
+        resolver = self._balancer.resolver
+        while True:
+            if self._closed:
+                raise ClientClosedError("client is closed")
+            version = resolver.version
+            target = self._balancer.pick(tried)
+            if target is not None:
+                return target
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise CallTimeoutError("no endpoint to call within the call's timeout")
+            resolver.refresh()
+            resolver.wait_change(version, min(left, _POLL))
 
     def _submit(self, slot: _Slot, frames: List[bytes], entries: List[_Pending], deadline: float) -> _Conn:
         with slot.lock:
@@ -392,41 +471,70 @@ class Client:
                 if slot.conn is not None and slot.conn.closed_while_idle():
                     slot.conn.end(RpcdConnectionError("server closed the connection"), unread=True)
                     slot.conn = None
-                if slot.conn is None or not slot.conn.open:
-                    slot.conn = _Conn(self._connect(deadline), self)
                 try:
+                    if slot.conn is None or not slot.conn.open:
+                        slot.conn = self._connect(slot, deadline)
                     slot.conn.submit(frames, entries, deadline)
                     return slot.conn
                 except _resend.NotRead:
                     continue  # closed before anything was written: dial again
             raise RpcdConnectionError("every new connection closed at once")
 
-    def _connect(self, deadline: float) -> socket.socket:
-        errors = []
-        for host, port in random.sample(self._addresses, len(self._addresses)):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            try:
-                sock = socket.create_connection((host, port), timeout=min(left, self._connect_timeout))
-            except OSError as exc:
-                errors.append(f"{host}:{port}: {exc}")
-                continue
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.settimeout(_POLL)
-            return sock
-        if not errors:
+    def _connect(self, slot: _Slot, deadline: float) -> _Conn:
+        """Dials the slot's endpoint and says hello there."""
+        addr = slot.addr
+        start = time.monotonic()
+        if start >= deadline:
             raise CallTimeoutError("timed out before connecting")
-        raise RpcdConnectionError("connect: " + "; ".join(errors))
+        limit = min(deadline, start + self._connect_timeout)
+        sock = None
+        try:
+            sock = socket.create_connection(addr, timeout=limit - start)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            splitter = FrameSplitter(self._header, self._max_frame)
+            goodbye = self._say_hello(sock, splitter, limit)
+        except (OSError, RpcdError, _resend.NotRead) as exc:
+            if sock is not None:
+                sock.close()
+            if isinstance(exc, _resend.NotRead):
+                raise
+            if isinstance(exc, socket.timeout) and time.monotonic() >= deadline:
+                raise CallTimeoutError("timed out connecting") from exc
+            raise RpcdConnectionError(f"{addr[0]}:{addr[1]}: {exc}") from exc
+        sock.settimeout(_POLL)
+        return _Conn(sock, self, splitter, goodbye)
+
+    def _say_hello(self, sock: socket.socket, splitter: FrameSplitter, limit: float) -> bool:
+        """Sends rpcd.hello and reads its answer; whether the server will say
+        goodbye. Nothing else is sent before, so a server that never serves
+        the connection fails it with no call on it. A connection closed or
+        bid goodbye at once (a worker stopping) raises NotRead: dial again."""
+        sock.settimeout(max(limit - time.monotonic(), 0.001))
+        sock.sendall(self._hello)
+        while True:
+            sock.settimeout(max(limit - time.monotonic(), 0.001))
+            data = sock.recv(1 << 12)
+            if not data:
+                raise _resend.NotRead("closed before answering the hello")
+            bodies = splitter.feed(data)
+            if not bodies:
+                continue
+            goodbye = offers_goodbye(decode_answer(bodies[0]))
+            if len(bodies) > 1:
+                if goodbye and is_goodbye(decode_answer(bodies[1])):
+                    raise _resend.NotRead("server said goodbye after the hello")
+                raise ProtocolError("answer to no request")
+            return goodbye
 
     def close(self) -> None:
         """Closes every connection; calls still waiting fail with ClientClosedError."""
         self._closed = True
-        for slot in self._slots:
-            with slot.lock:
-                if slot.conn is not None:
-                    slot.conn.end(ClientClosedError("client is closed"), unread=False)
-                    slot.conn = None
+        for target in self._balancer.close():
+            for slot in target.pool.slots:
+                with slot.lock:
+                    if slot.conn is not None:
+                        slot.conn.end(ClientClosedError("client is closed"), unread=False)
+                        slot.conn = None
 
     def __enter__(self) -> "Client":
         return self
