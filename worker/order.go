@@ -1,10 +1,10 @@
 package worker
 
-// answerQueue keeps a connection's answers in request order while some of its
-// requests run on the offload pool. Each slot is either pending (a pooled answer
-// still to come) or ready (answers that must wait for the pending slots before
-// them). Slots are numbered by a sequence that survives compaction, so a pooled
-// result finds its slot in constant time.
+// answerQueue keeps a connection's answers in request order while some of
+// its requests run on the pool or in a batch. Each slot is either pending (a
+// pooled or batched answer still to come) or ready (answers that must wait
+// for the pending slots before them). Slots are numbered by a sequence that
+// survives compaction, so a pooled result finds its slot in constant time.
 type answerQueue struct {
 	slots   []answerSlot
 	head    int    // index of the oldest live slot
@@ -34,8 +34,9 @@ func (q *answerQueue) pushPending() {
 	q.pooled++
 }
 
-// readyTail returns the ready slot that answers behind the last pending slot
-// append to. The caller adds what it appends to queued.
+// readyTail returns the slot that answers made inline behind the last
+// pending slot are appended to: the last slot if it is ready, else a new
+// ready one. The caller adds what it appends to queued.
 func (q *answerQueue) readyTail() *answerSlot {
 	if n := len(q.slots); n > q.head && q.slots[n-1].ready {
 		return &q.slots[n-1]
