@@ -78,11 +78,7 @@ func startFakeServer(t *testing.T, serve func(net.Conn)) int {
 func answerWith(answer []byte) func(net.Conn) {
 	return func(c net.Conn) {
 		c.SetDeadline(time.Now().Add(10 * time.Second))
-		var header [protocol.HeaderSize]byte
-		if _, err := io.ReadFull(c, header[:]); err != nil {
-			return
-		}
-		if _, err := io.CopyN(io.Discard, c, int64(protocol.LittleEndian.Len(header[:]))); err != nil {
+		if _, err := protocol.ReadFrame(c, protocol.LittleEndian, protocol.DefaultMaxFrame, nil); err != nil {
 			return
 		}
 		c.Write(answer)

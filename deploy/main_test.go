@@ -190,16 +190,12 @@ var errCleanEOF = errors.New("connection closed before the answer")
 // errCleanEOF; one inside a frame is io.ErrUnexpectedEOF.
 func (c *rpcConn) recv() (out, result string, err error) {
 	c.SetReadDeadline(time.Now().Add(20 * time.Second))
-	var header [protocol.HeaderSize]byte
-	if _, err := io.ReadFull(c.r, header[:]); err != nil {
-		if err == io.EOF {
-			return "", "", errCleanEOF
-		}
-		return "", "", err
+	body, err := protocol.ReadFrame(c.r, protocol.LittleEndian, protocol.DefaultMaxFrame, nil)
+	if err == io.EOF {
+		return "", "", errCleanEOF
 	}
-	body := make([]byte, protocol.LittleEndian.Len(header[:]))
-	if _, err := io.ReadFull(c.r, body); err != nil {
-		return "", "", fmt.Errorf("read answer body: %w", err)
+	if err != nil {
+		return "", "", fmt.Errorf("read answer: %w", err)
 	}
 	var resp protocol.Response
 	if err := protocol.ParseResponse(body, &resp); err != nil {
