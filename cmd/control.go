@@ -183,7 +183,9 @@ func (p *pidfile) remove() {
 }
 
 // logOutput is the log destination: -log-file, reopened on SIGUSR1 for
-// logrotate, or the fallback writer (stderr) without one.
+// logrotate, or the fallback writer (stderr) without one. A process whose
+// fallback is its own stderr also points descriptor 2 at the file, so what
+// the runtime writes there (a panic, the stacks of an abort) is logged too.
 type logOutput struct {
 	mu       sync.Mutex
 	path     string
@@ -220,6 +222,14 @@ func (o *logOutput) reopen() error {
 	f, err := os.OpenFile(o.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return fmt.Errorf("open log file: %w", err)
+	}
+	// The Go runtime writes a crash's or an abort's goroutine stacks to
+	// descriptor 2: when the process logs to a file, so does its stderr.
+	if o.fallback == io.Writer(os.Stderr) {
+		if err := unix.Dup3(int(f.Fd()), 2, 0); err != nil {
+			f.Close()
+			return fmt.Errorf("point stderr at the log file: %w", os.NewSyscallError("dup3", err))
+		}
 	}
 	o.mu.Lock()
 	old := o.file

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -81,6 +82,38 @@ func TestHungWorkerLeavesStacks(t *testing.T) {
 	mustPing(t, dial(t, s.addr), `"after the hung worker"`)
 }
 
+// With -log-file, what the Go runtime writes on the abort goes to the log
+// file too: a worker's stderr is the file.
+func TestHungWorkerStacksReachLogFile(t *testing.T) {
+	t.Setenv(spinMethodEnv, "1")
+	logPath := filepath.Join(t.TempDir(), "rpcd.log")
+	launch(t, "-listen=127.0.0.1:0", "-workers=1", "-worker-timeout=2s", "-log-format=json", "-log-file="+logPath)
+	waitFileHas(t, logPath, `"msg":"master ready"`)
+	c := dial(t, readyAddr(t, logPath))
+	if err := c.send("test.spin", "null"); err != nil {
+		t.Fatal(err)
+	}
+	waitFileHas(t, logPath, "spinForever(")
+}
+
+// readyAddr is the address in the "master ready" line of the log file at
+// path.
+func readyAddr(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		var e struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == "master ready" && e.Addr != "" {
+			return e.Addr
+		}
+	}
+	t.Fatalf("no address in %s's master ready line", path)
+	return ""
+}
+
 // Each SIGTTIN that reaches the master adds a slot. They are sent one at
 // a time, each once the master has logged the one before: the kernel and
 // the Go runtime merge a signal with a repeat that is still pending.
@@ -143,7 +176,12 @@ func TestPidfileLockedAcrossUpgrade(t *testing.T) {
 // exits 1 naming the running one, leaving the file as it was.
 func secondMasterRefuses(t *testing.T, pidfile string, running int) {
 	t.Helper()
-	second := rpcdtest.Command(os.Args[0], "-listen=127.0.0.1:0", "-workers=1", "-log-format=json", "-pidfile="+pidfile)
+	cmd := rpcdtest.Command(os.Args[0], "-listen=127.0.0.1:0", "-workers=1", "-log-format=json", "-pidfile="+pidfile)
+	// A second master that wrongly starts must not hold the test up.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	second := exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
+	second.Env = cmd.Env
 	out, err := second.CombinedOutput()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
