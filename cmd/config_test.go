@@ -3,6 +3,8 @@
 package cmd
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -154,5 +156,26 @@ func TestWorkerEnvTraceback(t *testing.T) {
 		if len(got) != 1 || got[0] != tt.want {
 			t.Errorf("master GOTRACEBACK=%q: worker gets %q, want [%s]", tt.master, got, tt.want)
 		}
+	}
+}
+
+func TestListenErrorStatus(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want int
+	}{
+		{name: "no such host", err: &net.DNSError{Err: "no such host", Name: "x.invalid", IsNotFound: true}, want: 2},
+		{name: "resolver timed out", err: &net.DNSError{Err: "i/o timeout", Name: "db", IsTimeout: true}, want: 1},
+		{name: "resolver failed", err: &net.DNSError{Err: "server misbehaving", Name: "db", IsTemporary: true}, want: 1},
+		{name: "bad port", err: checkListen("127.0.0.1:99999"), want: 2},
+		{name: "no port", err: checkListen("bogus"), want: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := listenErrorStatus(fmt.Errorf("-listen: %w", tt.err)); got != tt.want {
+				t.Fatalf("status %d for %v, want %d", got, tt.err, tt.want)
+			}
+		})
 	}
 }

@@ -32,9 +32,13 @@ func catchMasterSignals(s *settings) (chan os.Signal, func()) {
 // that cannot be bound and a pidfile another master holds are said on
 // stderr, before any log is opened.
 func runMaster(s *settings, reg *rpc.Registry, stderr io.Writer, sigs chan os.Signal) int {
-	if err := checkListen(s.listen); err != nil {
-		fmt.Fprintf(stderr, "rpcd: %v\n", err)
-		return 2
+	// An upgraded image serves the sockets it was handed: it checks nothing
+	// that could end the master halfway through the upgrade.
+	if os.Getenv(master.InheritEnv) == "" {
+		if err := checkListen(s.listen); err != nil {
+			fmt.Fprintf(stderr, "rpcd: %v\n", err)
+			return listenErrorStatus(err)
+		}
 	}
 	pid, err := lockPidfile(s.pidFile, os.Getenv(master.InheritEnv))
 	if err != nil {

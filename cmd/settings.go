@@ -3,6 +3,7 @@
 package cmd
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -101,6 +102,18 @@ func checkListen(listen string) error {
 		return fmt.Errorf("-listen=%s: %w", listen, err)
 	}
 	return nil
+}
+
+// listenErrorStatus is the exit status for a -listen that checkListen
+// refused: 2, a bad configuration, unless a resolver failed to answer,
+// which a later start may not meet (a service manager restarts on 1, as at
+// boot before the network is up).
+func listenErrorStatus(err error) int {
+	var dns *net.DNSError
+	if errors.As(err, &dns) && !dns.IsNotFound {
+		return 1
+	}
+	return 2
 }
 
 // workerArgs lists the settings as explicit flags for the workers, so that
