@@ -63,6 +63,10 @@ type Hooks struct {
 	// the new generation serves, else why the running one carries on. A
 	// stop that begins meanwhile skips it.
 	OnReloaded func(err error)
+	// OnWorkers is called with the serving generation's slot count each
+	// time it changes once the master is ready: SIGTTIN, SIGTTOU, or a
+	// rollout of another count.
+	OnWorkers func(workers int)
 }
 
 // Config is what the master lives with for its whole life.
@@ -99,6 +103,15 @@ type Config struct {
 	// master's whole life. An upgrade hands its descriptor, and so the
 	// lock, over to the new image, which gets it from InheritedPidFile.
 	PidFile *os.File
+	// StopDelay is how long a graceful stop waits, after OnStopping,
+	// before it tells the workers to stop, so that clients can learn of it
+	// first; it counts against Generation.ShutdownTimeout, and a delay that
+	// would not leave the workers half of that timeout is cut down to it.
+	StopDelay time.Duration
+	// UpgradeEnv, if set, is called on the loop goroutine just before an
+	// upgrade executes the new image, and returns NAME=value assignments to
+	// add to its environment, replacing any of the same names.
+	UpgradeEnv func() []string
 }
 
 // withDefaults validates cfg and fills in its zero values.
