@@ -63,9 +63,9 @@ type Hooks struct {
 	// the new generation serves, else why the running one carries on. A
 	// stop that begins meanwhile skips it.
 	OnReloaded func(err error)
-	// OnWorkers is called with the serving generation's slot count each
-	// time it changes once the master is ready: SIGTTIN, SIGTTOU, or a
-	// rollout of another count.
+	// OnWorkers is called with the serving generation's slot count in the
+	// step that made the master ready (after OnReady), then each time it
+	// changes: SIGTTIN, SIGTTOU, or a rollout of another count.
 	OnWorkers func(workers int)
 }
 

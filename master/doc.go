@@ -131,7 +131,8 @@
 // RELOADING=1): ready once every slot's first worker is ready; stopping when
 // a graceful stop begins; reloading when a reload or an upgraded image's
 // rollout begins, and reloaded when it has ended either way. OnWorkers gives
-// the slot count each time it changes after that, for a service registry.
+// the slot count on ready and each time it changes after, for a service
+// registry.
 //
 // A registry also wants a stop to be known before the workers drain:
 // Config.StopDelay holds SIGTERM back that long after OnStopping (a timed

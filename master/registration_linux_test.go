@@ -60,17 +60,20 @@ func TestStopDelay(t *testing.T) {
 	}
 }
 
-// OnWorkers follows the slot count once the master is ready.
+// OnWorkers gives the slot count on ready, then follows it.
 func TestOnWorkers(t *testing.T) {
 	var got []int
 	s := newSimWith(t, 2, func(c *Config) { c.Hooks.OnWorkers = func(n int) { got = append(got, n) } })
+	if len(got) != 0 {
+		t.Fatalf("OnWorkers %v before ready", got)
+	}
 	s.readyAll()
 	s.signal(unix.SIGTTIN)
 	s.readyAll()
 	s.signal(unix.SIGTTOU)
 	s.signal(unix.SIGTTOU)
 	s.signal(unix.SIGTTOU) // the last one stays
-	if want := []int{3, 2, 1}; !slices.Equal(got, want) {
+	if want := []int{2, 3, 2, 1}; !slices.Equal(got, want) {
 		t.Fatalf("OnWorkers got %v, want %v", got, want)
 	}
 }

@@ -174,17 +174,17 @@ func (m *Master) termWorkers(now time.Time) {
 		zap.Duration("timeout", m.state.stopDeadline.Sub(now)))
 }
 
-// reportWorkers calls OnWorkers when the serving slot count has changed
-// since the master became ready or last reported it.
+// reportWorkers calls OnWorkers once the master is ready, and again when
+// the serving slot count has changed since.
 func (m *Master) reportWorkers() {
 	n := len(m.state.slots)
 	if !m.state.announced || m.state.stopping || n == m.state.reportedWorkers {
 		return
 	}
-	if m.state.reportedWorkers != 0 && m.cfg.Hooks.OnWorkers != nil {
+	m.state.reportedWorkers = n
+	if m.cfg.Hooks.OnWorkers != nil {
 		m.cfg.Hooks.OnWorkers(n)
 	}
-	m.state.reportedWorkers = n
 }
 
 // killStragglers sends SIGKILL to the workers still running at the stop
