@@ -44,8 +44,14 @@ func runMaster(s *settings, stderr io.Writer, sigs chan os.Signal) int {
 	logOut := newLogOutput(&s.options, stderr)
 	log := newLogger(&s.options, logOut).With(zap.String("role", "master"))
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush
+	reg, err := newRegistration(s, log)
+	if err != nil {
+		log.Error("master failed", zap.Error(err))
+		return 1
+	}
 	cfg := masterConfig(s, logOut, sigs, newServiceNotifier(log))
 	cfg.PidFile = pid.file()
+	reg.wire(&cfg)
 	m, err := master.New(cfg, log)
 	if err == nil {
 		log.Info("starting", zap.String("version", version()), zap.Int("pid", os.Getpid()),
@@ -54,6 +60,7 @@ func runMaster(s *settings, stderr io.Writer, sigs chan os.Signal) int {
 			e.Announce(log)
 		}
 		err = m.Run(context.Background())
+		reg.wait()
 	}
 	if err != nil {
 		log.Error("master failed", zap.Error(err))

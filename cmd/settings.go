@@ -25,6 +25,7 @@ type settings struct {
 	fs   *flag.FlagSet // every flag, the extensions' included
 	exts []Extension
 	ext  []ExtensionSettings // one per extension, in order
+	reg  registryOptions     // the master's registration in etcd
 }
 
 // parseSettings parses the command line args, with exts' flags. Like the
@@ -33,6 +34,7 @@ type settings struct {
 func parseSettings(args []string, exts []Extension, out io.Writer) (*settings, error) {
 	s := &settings{args: args, exts: exts}
 	s.fs = newFlagSet(&s.options, out)
+	addRegistryFlags(s.fs, &s.reg)
 	for _, e := range exts {
 		s.ext = append(s.ext, e.Flags(s.fs))
 	}
@@ -77,6 +79,9 @@ func (s *settings) finish() error {
 // check validates what the flag package cannot, the extensions' values too.
 func (s *settings) check() error {
 	if err := s.options.check(); err != nil {
+		return err
+	}
+	if err := s.reg.check(s.listen, s.shutdownTimeout); err != nil {
 		return err
 	}
 	for _, e := range s.ext {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"path"
 	"sync"
 	"sync/atomic"
@@ -20,12 +19,6 @@ import (
 const (
 	DefaultPrefix = "/rpcd"
 	DefaultTTL    = 5 * time.Second
-)
-
-// Backoff between failed requests to etcd, jittered by ±20 %.
-const (
-	minBackoff = 100 * time.Millisecond
-	maxBackoff = 2 * time.Second
 )
 
 // Record is the value of a host's key.
@@ -166,7 +159,7 @@ func (r *Registrar) run(ctx context.Context) {
 			}
 			if err != nil {
 				failures++
-				if !sleep(ctx, retryDelay(failures)) {
+				if !etcdv3.Sleep(ctx, etcdv3.RetryDelay(failures)) {
 					return
 				}
 				continue
@@ -251,7 +244,7 @@ func (r *Registrar) renew(ctx context.Context, t *time.Timer, failures *int) boo
 		if *failures == 1 || *failures%10 == 0 {
 			r.log.Warn("renew lease failed; retrying", zap.Int("failures", *failures), zap.Error(err))
 		}
-		resetTimer(t, retryDelay(*failures))
+		resetTimer(t, etcdv3.RetryDelay(*failures))
 		return true
 	}
 }
@@ -281,7 +274,7 @@ func (r *Registrar) watchKey(ctx context.Context, rev int64, deleted chan<- stru
 		}
 		failures++
 		r.log.Debug("watch of own key broke; watching again", zap.Error(err))
-		if !sleep(ctx, retryDelay(failures)) {
+		if !etcdv3.Sleep(ctx, etcdv3.RetryDelay(failures)) {
 			return
 		}
 	}
@@ -294,29 +287,7 @@ func signal(c chan<- struct{}) {
 	}
 }
 
-// retryDelay is the jittered backoff after the n-th failure in a row.
-func retryDelay(n int) time.Duration {
-	d := minBackoff
-	for i := 1; i < n && d < maxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, maxBackoff)
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
-}
-
 func resetTimer(t *time.Timer, d time.Duration) {
 	t.Stop()
 	t.Reset(d)
-}
-
-// sleep waits d, or reports false if ctx ends first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -317,4 +318,32 @@ func (c *Client) post(ctx context.Context, path string, body []byte) (*http.Resp
 		}
 	}
 	return nil, errors.Join(errs...)
+}
+
+// Backoff between failed requests to etcd, jittered by ±20 %.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 2 * time.Second
+)
+
+// RetryDelay is the jittered backoff after the n-th failure in a row:
+// 100 ms doubling to 2 s.
+func RetryDelay(n int) time.Duration {
+	d := minBackoff
+	for i := 1; i < n && d < maxBackoff; i++ {
+		d *= 2
+	}
+	return time.Duration(float64(min(d, maxBackoff)) * (0.8 + 0.4*rand.Float64()))
+}
+
+// Sleep waits d, or reports false if ctx ends first.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
