@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 
@@ -44,7 +45,8 @@ func runMaster(s *settings, stderr io.Writer, sigs chan os.Signal) int {
 	logOut := newLogOutput(&s.options, stderr)
 	log := newLogger(&s.options, logOut).With(zap.String("role", "master"))
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush
-	reg, err := newRegistration(s, log)
+	var m *master.Master
+	reg, err := newRegistration(s, func() net.Addr { return m.Addr() }, log)
 	if err != nil {
 		log.Error("master failed", zap.Error(err))
 		return 1
@@ -52,7 +54,7 @@ func runMaster(s *settings, stderr io.Writer, sigs chan os.Signal) int {
 	cfg := masterConfig(s, logOut, sigs, newServiceNotifier(log))
 	cfg.PidFile = pid.file()
 	reg.wire(&cfg)
-	m, err := master.New(cfg, log)
+	m, err = master.New(cfg, log)
 	if err == nil {
 		log.Info("starting", zap.String("version", version()), zap.Int("pid", os.Getpid()),
 			zap.String("listen", s.listen), zap.Int("workers", s.workers))

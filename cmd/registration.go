@@ -79,7 +79,8 @@ func (o *registryOptions) etcdEndpoints() ([]string, error) {
 }
 
 // advertiseAddr is the address to register: -advertise, else -listen
-// unless its host is a wildcard.
+// unless its host is a wildcard. Port 0 from -listen stands for the port
+// the master binds.
 func (o *registryOptions) advertiseAddr(listen string) (string, error) {
 	addr := o.advertise
 	if addr == "" {
@@ -95,15 +96,20 @@ func (o *registryOptions) advertiseAddr(listen string) (string, error) {
 		}
 		return "", fmt.Errorf("-advertise=%s: want the address clients dial, not a wildcard", addr)
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 || n == 0 && o.advertise != "" {
 		return "", fmt.Errorf("-advertise=%s: want a port from 1 to 65535", addr)
 	}
 	return addr, nil
 }
 
 // registration keeps the master's host registered in etcd through the
-// master's hooks. A nil *registration does nothing.
+// master's hooks, which all run on the master's loop goroutine. A nil
+// *registration does nothing.
 type registration struct {
+	cfg   registry.Config // Key set once the address is known
+	rec   registry.Record
+	key   func(addr string) string
+	bound func() net.Addr // the master's address, for a -listen port 0
 	r     *registry.Registrar
 	log   *zap.Logger
 	delay time.Duration
@@ -113,8 +119,9 @@ type registration struct {
 
 // newRegistration returns the registration s asks for, nil for none. It
 // takes over the lease of the image that executed this one, from leaseEnv,
-// and clears the variable so that workers do not inherit it.
-func newRegistration(s *settings, log *zap.Logger) (*registration, error) {
+// and clears the variable so that workers do not inherit it. bound gives
+// the address the master has bound.
+func newRegistration(s *settings, bound func() net.Addr, log *zap.Logger) (*registration, error) {
 	inherited := os.Getenv(leaseEnv)
 	os.Unsetenv(leaseEnv) //nolint:errcheck // cannot fail for a valid name
 	o := &s.reg
@@ -134,15 +141,18 @@ func newRegistration(s *settings, log *zap.Logger) (*registration, error) {
 		}
 	}
 	log = log.With(zap.String("registry", o.registry))
-	rec := registry.Record{Addr: addr, ByteOrder: s.byteOrder, Weight: s.workers, Version: version(), Started: time.Now().UTC()}
-	r, err := registry.New(registry.Config{Etcd: eps, Key: registry.Key(o.prefix, o.service, addr), TTL: o.ttl, Lease: lease}, rec, log)
-	if err != nil {
-		return nil, err
-	}
 	if lease != 0 {
 		log.Info("taking over the registration lease", zap.String("lease", inherited))
 	}
-	return &registration{r: r, log: log, delay: o.deregisterDelay, done: make(chan struct{})}, nil
+	return &registration{
+		cfg:   registry.Config{Etcd: eps, TTL: o.ttl, Lease: lease},
+		rec:   registry.Record{Addr: addr, ByteOrder: s.byteOrder, Version: version(), Started: time.Now().UTC()},
+		key:   func(addr string) string { return registry.Key(o.prefix, o.service, addr) },
+		bound: bound,
+		log:   log,
+		delay: o.deregisterDelay,
+		done:  make(chan struct{}),
+	}, nil
 }
 
 // wire adds the registration to the master's configuration: register with
@@ -161,21 +171,41 @@ func (g *registration) wire(cfg *master.Config) {
 	cfg.UpgradeEnv = g.upgradeEnv
 }
 
-// setWeight registers the host, or updates its weight in place
-// (master.Hooks.OnWorkers).
+// setWeight registers the host once the master is ready, then updates its
+// weight in place (master.Hooks.OnWorkers).
 func (g *registration) setWeight(workers int) {
-	rec := g.r.Record()
-	if rec.Weight != workers {
-		rec.Weight = workers
-		g.r.Update(rec)
+	if g.r == nil {
+		g.start(workers)
+		return
 	}
-	g.r.Start()
+	rec := g.r.Record()
+	rec.Weight = workers
+	g.r.Update(rec)
+}
+
+// start makes the registrar, now that the bound address is known, and
+// starts it.
+func (g *registration) start(workers int) {
+	if _, port, _ := net.SplitHostPort(g.rec.Addr); port == "0" {
+		host, _, _ := net.SplitHostPort(g.rec.Addr)
+		_, port, _ = net.SplitHostPort(g.bound().String())
+		g.rec.Addr = net.JoinHostPort(host, port)
+	}
+	g.rec.Weight = workers
+	g.cfg.Key = g.key(g.rec.Addr)
+	r, err := registry.New(g.cfg, g.rec, g.log)
+	if err != nil {
+		g.log.Error("registration failed; serving unregistered", zap.Error(err))
+		return
+	}
+	g.r = r
+	r.Start()
 }
 
 // reloaded writes the record again in place after a reload that took
 // (master.Hooks.OnReloaded).
 func (g *registration) reloaded(err error) {
-	if err == nil {
+	if err == nil && g.r != nil {
 		g.r.Update(g.r.Record())
 	}
 }
@@ -183,12 +213,16 @@ func (g *registration) reloaded(err error) {
 // deregister revokes the lease, within the stop delay (at least a second),
 // without holding up the master's loop (master.Hooks.OnStopping).
 func (g *registration) deregister() {
+	r := g.r
+	if r == nil {
+		return
+	}
 	g.began.Store(true)
 	go func() {
 		defer close(g.done)
 		ctx, cancel := context.WithTimeout(context.Background(), max(g.delay, time.Second))
 		defer cancel()
-		if err := g.r.Deregister(ctx); err != nil {
+		if err := r.Deregister(ctx); err != nil {
 			g.log.Warn("deregistration failed; the key goes when its lease expires", zap.Error(err))
 			return
 		}
@@ -210,6 +244,9 @@ func (g *registration) wait() {
 // upgradeEnv hands the lease to the image an upgrade executes
 // (master.Config.UpgradeEnv).
 func (g *registration) upgradeEnv() []string {
+	if g.r == nil {
+		return nil
+	}
 	lease := g.r.Lease()
 	if lease == 0 {
 		return nil

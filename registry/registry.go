@@ -141,8 +141,9 @@ func (r *Registrar) Deregister(ctx context.Context) error {
 }
 
 // run keeps the key until ctx ends: it writes the key whenever it is not
-// known to hold the last record under a live lease, and renews the lease
-// between writes.
+// known to hold the last record under a live lease, and renews the lease a
+// third of the TTL after it was granted or last renewed (a write does not
+// renew it). A handed-over lease is renewed at once.
 func (r *Registrar) run(ctx context.Context) {
 	defer close(r.done)
 	deleted := make(chan struct{}, 1)
@@ -153,9 +154,12 @@ func (r *Registrar) run(ctx context.Context) {
 	defer renew.Stop()
 	for {
 		if !written {
-			rev, err := r.write(ctx)
+			rev, granted, err := r.write(ctx)
 			if ctx.Err() != nil {
 				return
+			}
+			if granted {
+				resetTimer(renew, r.cfg.TTL/3)
 			}
 			if err != nil {
 				failures++
@@ -168,7 +172,6 @@ func (r *Registrar) run(ctx context.Context) {
 				r.log.Info("registered again after failures", zap.Int("failures", failures))
 			}
 			failures, written = 0, true
-			resetTimer(renew, r.cfg.TTL/3)
 			if !watching {
 				watching = true
 				go r.watchKey(ctx, rev+1, deleted)
@@ -189,36 +192,37 @@ func (r *Registrar) run(ctx context.Context) {
 }
 
 // write makes sure of a lease and writes the record under it, returning
-// the revision of the write. A lease etcd no longer knows is replaced.
-func (r *Registrar) write(ctx context.Context) (int64, error) {
+// the revision of the write and whether it granted a new lease. A lease
+// etcd no longer knows is dropped, for the next write to replace.
+func (r *Registrar) write(ctx context.Context) (rev int64, granted bool, err error) {
 	lease := r.lease.Load()
 	if lease == 0 {
-		var err error
 		if lease, err = r.etcd.Grant(ctx, r.cfg.TTL); err != nil {
 			r.log.Warn("etcd unreachable; retrying", zap.Error(err))
-			return 0, err
+			return 0, false, err
 		}
+		granted = true
 		r.lease.Store(lease)
 		r.log.Info("lease granted", zap.String("lease", fmt.Sprintf("%x", lease)), zap.Duration("ttl", r.cfg.TTL))
 	}
 	rec := r.Record()
 	value, err := json.Marshal(rec)
 	if err != nil {
-		return 0, fmt.Errorf("encode record: %w", err)
+		return 0, granted, fmt.Errorf("encode record: %w", err)
 	}
-	rev, err := r.etcd.Put(ctx, []byte(r.cfg.Key), value, lease)
+	rev, err = r.etcd.Put(ctx, []byte(r.cfg.Key), value, lease)
 	if errors.Is(err, etcdv3.ErrLeaseNotFound) {
 		r.log.Warn("lease expired; granting a new one", zap.String("lease", fmt.Sprintf("%x", lease)))
 		r.lease.CompareAndSwap(lease, 0)
-		return 0, err
+		return 0, granted, err
 	}
 	if err != nil {
 		r.log.Warn("etcd unreachable; retrying", zap.Error(err))
-		return 0, err
+		return 0, granted, err
 	}
 	r.log.Info("registered", zap.String("addr", rec.Addr), zap.Int("weight", rec.Weight),
 		zap.String("lease", fmt.Sprintf("%x", lease)), zap.Int64("revision", rev))
-	return rev, nil
+	return rev, granted, nil
 }
 
 // renew renews the lease and sets the timer for the next renewal. It
@@ -226,6 +230,9 @@ func (r *Registrar) write(ctx context.Context) (int64, error) {
 // so that run writes it again under a new one.
 func (r *Registrar) renew(ctx context.Context, t *time.Timer, failures *int) bool {
 	lease := r.lease.Load()
+	if lease == 0 {
+		return false // the next write grants one
+	}
 	_, err := r.etcd.KeepAlive(ctx, lease)
 	switch {
 	case err == nil:

@@ -104,6 +104,21 @@ func TestRegistrar(t *testing.T) {
 		t.Fatalf("%d deletes seen, want none", n)
 	}
 
+	// Updates more often than renewals do not hold the renewals back.
+	tick := time.NewTicker(300 * time.Millisecond)
+	for i := range 12 { // 3.6 s, nearly twice the TTL
+		<-tick.C
+		rec.Weight = 10 + i
+		r.Update(rec)
+	}
+	tick.Stop()
+	waitfor.Until(t, 5*time.Second, "weight 21", func() bool { got, _, _ := getRecord(t, c, key); return got.Weight == 21 })
+	if _, l, _ := getRecord(t, c, key); l != lease || w.count(true) != 0 {
+		t.Fatalf("after frequent updates: lease %x, want %x; %d deletes seen", l, lease, w.count(true))
+	}
+	rec.Weight = 3
+	r.Update(rec)
+
 	// Deleted by someone else: written back.
 	if _, err := c.Put(context.Background(), []byte(key), []byte("x"), 0); err != nil {
 		t.Fatal(err)
