@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Handler answers one request; see the package doc for what it may do.
@@ -45,12 +46,19 @@ func NewRegistry() *Registry {
 	return &Registry{m: make(map[string]entry)}
 }
 
-// Register adds h under name. It panics on an empty name, a nil handler, an
-// unknown mode or a name registered twice: all programming errors.
+// ReservedPrefix starts the names of the methods rpcd itself answers, such
+// as rpcd.hello; no handler may be registered under it.
+const ReservedPrefix = "rpcd."
+
+// Register adds h under name. It panics on an empty name, a name starting
+// with ReservedPrefix, a nil handler, an unknown mode or a name registered
+// twice: all programming errors.
 func (r *Registry) Register(name string, mode Mode, h Handler) {
 	switch {
 	case name == "":
 		panic("rpc: register a handler with an empty name")
+	case strings.HasPrefix(name, ReservedPrefix):
+		panic(fmt.Sprintf("rpc: register %q: names starting %q are reserved for rpcd", name, ReservedPrefix))
 	case h == nil:
 		panic(fmt.Sprintf("rpc: register %q with a nil handler", name))
 	case mode != Inline && mode != Blocking:
