@@ -33,6 +33,7 @@ for _ in $(seq 100); do
 	curl -sf "http://$etcd_addr/health" >/dev/null 2>&1 && break
 	sleep 0.1
 done
+kill -0 "$pids" 2>/dev/null || { echo "etcd did not start (is $etcd_addr taken?):" >&2; cat "$dir/etcd.log" >&2; exit 1; }
 
 for ip in 127.0.0.2 127.0.0.3 127.0.0.4; do
 	"$dir/rpcd" -listen="$ip:8080" -workers=2 -registry="etcd://$etcd_addr" -log-format=json \
