@@ -34,6 +34,14 @@
 // second master on the file refuses to start, and -s signals the pid in it
 // only while a master holds the lock.
 //
+// With -registry, the master registers its host in etcd (package registry)
+// through the master's hooks: once ready, again in place on each change of
+// the worker count and each reload, revoked when a stop begins, with the
+// workers' SIGTERM held back by -deregister-delay (master.Config.StopDelay);
+// an upgrade hands the lease to the new image in RPCD_REGISTRY_LEASE
+// (master.Config.UpgradeEnv). Workers never register and never get that
+// variable.
+//
 // Like master and worker, cmd builds on Linux only; the packages a method
 // or a client imports (rpc, protocol, client, handlers) build everywhere.
 package cmd

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 
@@ -49,11 +50,18 @@ func runMaster(s *settings, reg *rpc.Registry, stderr io.Writer, sigs chan os.Si
 	logOut := newLogOutput(&s.options, stderr)
 	log := newLogger(&s.options, logOut).With(zap.String("role", "master"))
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush
+	var m *master.Master
+	registration, err := newRegistration(s, func() net.Addr { return m.Addr() }, log)
+	if err != nil {
+		log.Error("master failed", zap.Error(err))
+		return 1
+	}
 	var ready readiness
 	cfg := masterConfig(s, logOut, sigs, newServiceNotifier(log))
 	cfg.PidFile = pid.file()
 	cfg.Hooks, cfg.Metrics = ready.wrap(cfg.Hooks), s.observe.metricsConfig(reg)
-	m, err := master.New(cfg, log)
+	registration.wire(&cfg)
+	m, err = master.New(cfg, log)
 	var endpoint *metricsServer
 	if err == nil {
 		endpoint, err = listenMetrics(&s.observe, m, &ready, log)
@@ -69,6 +77,7 @@ func runMaster(s *settings, reg *rpc.Registry, stderr io.Writer, sigs chan os.Si
 			e.Announce(log)
 		}
 		err = m.Run(context.Background())
+		registration.wait()
 	}
 	if err != nil {
 		log.Error("master failed", zap.Error(err))

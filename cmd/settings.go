@@ -27,6 +27,7 @@ type settings struct {
 	fs      *flag.FlagSet // every flag, the extensions' included
 	exts    []Extension
 	ext     []ExtensionSettings // one per extension, in order
+	reg     registryOptions     // the master's registration in etcd
 }
 
 // parseSettings parses the command line args, with exts' flags. Like the
@@ -36,6 +37,7 @@ func parseSettings(args []string, exts []Extension, out io.Writer) (*settings, e
 	s := &settings{args: args, exts: exts}
 	s.fs = newFlagSet(&s.options, out)
 	s.observe.addFlags(s.fs)
+	addRegistryFlags(s.fs, &s.reg)
 	for _, e := range exts {
 		s.ext = append(s.ext, e.Flags(s.fs))
 	}
@@ -83,6 +85,9 @@ func (s *settings) check() error {
 		return err
 	}
 	if err := s.observe.check(); err != nil {
+		return err
+	}
+	if err := s.reg.check(s.listen, s.shutdownTimeout); err != nil {
 		return err
 	}
 	for _, e := range s.ext {

@@ -63,6 +63,10 @@ type Hooks struct {
 	// the new generation serves, else why the running one carries on. A
 	// stop that begins meanwhile skips it.
 	OnReloaded func(err error)
+	// OnWorkers is called with the serving generation's slot count in the
+	// step that made the master ready (after OnReady), then each time it
+	// changes: SIGTTIN, SIGTTOU, or a rollout of another count.
+	OnWorkers func(workers int)
 }
 
 // Config is what the master lives with for its whole life.
@@ -101,6 +105,15 @@ type Config struct {
 	PidFile *os.File
 	// Metrics, if set, turns on the shared counters (MetricsFD).
 	Metrics *MetricsConfig
+	// StopDelay is how long a graceful stop waits, after OnStopping,
+	// before it tells the workers to stop, so that clients can learn of it
+	// first; it counts against Generation.ShutdownTimeout, and a delay that
+	// would not leave the workers half of that timeout is cut down to it.
+	StopDelay time.Duration
+	// UpgradeEnv, if set, is called on the loop goroutine just before an
+	// upgrade executes the new image, and returns NAME=value assignments to
+	// add to its environment, replacing any of the same names.
+	UpgradeEnv func() []string
 }
 
 // withDefaults validates cfg and fills in its zero values.

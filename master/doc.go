@@ -134,5 +134,13 @@
 // changes, as a service manager wants them (sd_notify READY=1, STOPPING=1,
 // RELOADING=1): ready once every slot's first worker is ready; stopping when
 // a graceful stop begins; reloading when a reload or an upgraded image's
-// rollout begins, and reloaded when it has ended either way.
+// rollout begins, and reloaded when it has ended either way. OnWorkers gives
+// the slot count on ready and each time it changes after, for a service
+// registry.
+//
+// A registry also wants a stop to be known before the workers drain:
+// Config.StopDelay holds SIGTERM back that long after OnStopping (a timed
+// step, within the shutdown timeout), and Config.UpgradeEnv adds to the
+// environment of the image an upgrade executes what it needs to carry on,
+// such as a lease.
 package master

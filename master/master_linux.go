@@ -56,22 +56,25 @@ type Master struct {
 
 // supervisorState is the loop's own state; only the Run goroutine touches it.
 type supervisorState struct {
-	settings     Generation      // the serving generation's settings
-	slots        []*slot         // the serving generation's slots
-	workers      map[int]*worker // every running worker process by pid
-	gen          int             // the serving generation
-	roll         *rollout        // the generation being started, if any
-	check        *binaryCheck    // the upgrade's check run, if any
-	requested    action          // asked for by signals, not carried out yet
-	slotsToAdd   int             // SIGTTINs received, not carried out yet
-	slotsToDrop  int             // SIGTTOUs received, not carried out yet
-	nextSeq      uint64          // identifies spawned children
-	everReady    bool            // some worker has reported ready
-	announced    bool            // "master ready" logged and OnReady called
-	stopping     bool            // a graceful stop has begun
-	stopDeadline time.Time       // when stragglers get SIGKILL
-	killedAll    bool            // stragglers have been sent SIGKILL
-	fatal        error           // Run's result once the workers are gone
+	settings        Generation      // the serving generation's settings
+	slots           []*slot         // the serving generation's slots
+	workers         map[int]*worker // every running worker process by pid
+	gen             int             // the serving generation
+	roll            *rollout        // the generation being started, if any
+	check           *binaryCheck    // the upgrade's check run, if any
+	requested       action          // asked for by signals, not carried out yet
+	slotsToAdd      int             // SIGTTINs received, not carried out yet
+	slotsToDrop     int             // SIGTTOUs received, not carried out yet
+	nextSeq         uint64          // identifies spawned children
+	everReady       bool            // some worker has reported ready
+	announced       bool            // "master ready" logged and OnReady called
+	stopping        bool            // a graceful stop has begun
+	stopDeadline    time.Time       // when stragglers get SIGKILL
+	termAt          time.Time       // when a stopping master sends SIGTERM
+	termSent        bool            // the workers have been sent SIGTERM
+	reportedWorkers int             // slot count last given to OnWorkers
+	killedAll       bool            // stragglers have been sent SIGKILL
+	fatal           error           // Run's result once the workers are gone
 }
 
 // New checks cfg and returns a Master ready to Run. log may be nil.

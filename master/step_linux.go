@@ -78,7 +78,9 @@ func (m *Master) step(now time.Time) {
 	m.killDrained(now)
 	m.killCheck(now)
 	m.spawnDue(now)
+	m.termWorkers(now)
 	m.killStragglers(now)
+	m.reportWorkers()
 }
 
 // runRequests carries out the requests that need not wait, in
@@ -109,6 +111,9 @@ func (m *Master) nextDeadline(now time.Time) (at time.Time, ok bool) {
 		consider(now) // a request a rollout or a check held back
 	}
 	if m.state.stopping {
+		if !m.state.termSent {
+			consider(m.state.termAt)
+		}
 		if !m.state.killedAll {
 			consider(m.state.stopDeadline)
 		}

@@ -140,8 +140,9 @@ func (m *Master) spawnDue(now time.Time) {
 	}
 }
 
-// stopWorkers begins a graceful stop: no more restarts, SIGTERM to every
-// worker, and a deadline for stragglers. A running upgrade check is killed.
+// stopWorkers begins a graceful stop: no more restarts, a deadline for
+// stragglers, and SIGTERM to every worker after Config.StopDelay
+// (termWorkers). A running upgrade check is killed.
 func (m *Master) stopWorkers(now time.Time) {
 	if m.state.stopping {
 		return
@@ -149,14 +150,42 @@ func (m *Master) stopWorkers(now time.Time) {
 	timeout := m.state.settings.ShutdownTimeout
 	m.state.stopping = true
 	m.state.stopDeadline = now.Add(timeout)
+	m.state.termAt = now.Add(min(m.cfg.StopDelay, timeout/2))
 	if m.cfg.Hooks.OnStopping != nil {
 		m.cfg.Hooks.OnStopping()
 	}
 	m.cancelCheck()
+	if m.cfg.StopDelay > 0 {
+		m.log.Info("stopping: workers serve on until the stop delay", masterPid(),
+			zap.Duration("delay", m.state.termAt.Sub(now)))
+	}
+	m.termWorkers(now)
+}
+
+// termWorkers sends SIGTERM to every worker once a stop's delay is over.
+func (m *Master) termWorkers(now time.Time) {
+	if !m.state.stopping || m.state.termSent || now.Before(m.state.termAt) {
+		return
+	}
+	m.state.termSent = true
 	// The workers of a rollout get SIGTERM too; one that reports ready
 	// now no longer completes it (endRollout).
 	pids := m.signalWorkers(unix.SIGTERM)
-	m.log.Info("stopping workers", masterPid(), zap.Ints("pids", pids), zap.Duration("timeout", timeout))
+	m.log.Info("stopping workers", masterPid(), zap.Ints("pids", pids),
+		zap.Duration("timeout", m.state.stopDeadline.Sub(now)))
+}
+
+// reportWorkers calls OnWorkers once the master is ready, and again when
+// the serving slot count has changed since.
+func (m *Master) reportWorkers() {
+	n := len(m.state.slots)
+	if !m.state.announced || m.state.stopping || n == m.state.reportedWorkers {
+		return
+	}
+	m.state.reportedWorkers = n
+	if m.cfg.Hooks.OnWorkers != nil {
+		m.cfg.Hooks.OnWorkers(n)
+	}
 }
 
 // killStragglers sends SIGKILL to the workers still running at the stop

@@ -172,7 +172,7 @@ func (m *Master) execNewImage() {
 		setCloexec(fds, true) //nolint:errcheck // best effort: the exec is off
 		return
 	}
-	env := append(withoutVar(os.Environ(), InheritEnv), InheritEnv+"="+m.handover(m.handedOverSignals(late)))
+	env := m.upgradeEnv(m.handover(m.handedOverSignals(late)))
 	m.log.Info("upgrading: executing the new binary", zap.String("path", m.cfg.Path), masterPid(),
 		zap.Int("generation", m.state.gen), zap.Int("workers", len(m.state.workers)))
 	_ = m.log.Sync()
@@ -180,6 +180,21 @@ func (m *Master) execNewImage() {
 	setCloexec(fds, true) //nolint:errcheck // best effort: the exec failed
 	m.log.Error("upgrade failed; the running master carries on", zap.Error(err))
 	m.countUpgradeFailed()
+}
+
+// upgradeEnv is the new image's environment: the master's own, with
+// InheritEnv set to handover and Config.UpgradeEnv's assignments.
+func (m *Master) upgradeEnv(handover string) []string {
+	env := withoutVar(os.Environ(), InheritEnv)
+	var extra []string
+	if m.cfg.UpgradeEnv != nil {
+		extra = m.cfg.UpgradeEnv()
+	}
+	for _, kv := range extra {
+		name, _, _ := strings.Cut(kv, "=")
+		env = withoutVar(env, name)
+	}
+	return append(append(env, extra...), InheritEnv+"="+handover)
 }
 
 // ignoredAcrossExec are the handled signals the Go runtime leaves ignored

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Handler answers one request; see the package doc for what it may do.
@@ -51,9 +52,14 @@ func NewRegistry() *Registry {
 	return &Registry{m: make(map[string]entry)}
 }
 
+// ReservedPrefix starts the names of the methods rpcd itself answers, such
+// as rpcd.hello; no handler may be registered under it.
+const ReservedPrefix = "rpcd."
+
 // Register adds h under name as an Inline or Blocking method (Batch methods
-// register with RegisterBatch). It panics on an empty name, a nil handler,
-// another mode or a name registered twice: all programming errors.
+// register with RegisterBatch). It panics on an empty name, a name starting
+// with ReservedPrefix, a nil handler, another mode or a name registered
+// twice: all programming errors.
 func (r *Registry) Register(name string, mode Mode, h Handler) {
 	switch {
 	case h == nil:
@@ -65,8 +71,11 @@ func (r *Registry) Register(name string, mode Mode, h Handler) {
 }
 
 func (r *Registry) add(name string, e entry) {
-	if name == "" {
+	switch {
+	case name == "":
 		panic("rpc: register a handler with an empty name")
+	case strings.HasPrefix(name, ReservedPrefix):
+		panic(fmt.Sprintf("rpc: register %q: names starting %q are reserved for rpcd", name, ReservedPrefix))
 	}
 	if _, dup := r.m[name]; dup {
 		panic(fmt.Sprintf("rpc: register %q twice", name))

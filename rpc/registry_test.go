@@ -52,6 +52,8 @@ func TestRegisterPanicsOnMisuse(t *testing.T) {
 		{name: "nil handler", method: "x"},
 		{name: "bad mode", method: "x", mode: 7, h: pingHandler},
 		{name: "duplicate", method: "ping", h: pingHandler},
+		{name: "reserved", method: "rpcd.hello", h: pingHandler},
+		{name: "reserved, any", method: "rpcd.x", mode: Blocking, h: pingHandler},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -64,6 +66,17 @@ func TestRegisterPanicsOnMisuse(t *testing.T) {
 			}()
 			reg.Register(tt.method, tt.mode, tt.h)
 		})
+	}
+}
+
+// Names that only look like the reserved prefix are a method's own.
+func TestRegisterNearReserved(t *testing.T) {
+	reg := NewRegistry()
+	for _, name := range []string{"rpcd", "rpcdx.y", "my.rpcd.hello", "RPCD.hello"} {
+		reg.Register(name, Inline, pingHandler)
+	}
+	if n := len(reg.Methods()); n != 4 {
+		t.Fatalf("%d methods registered, want 4", n)
 	}
 }
 

@@ -29,6 +29,7 @@ var errBadFrame = errors.New("bad answer frame")
 // client is one load-generating connection, re-established after failures.
 type client struct {
 	cfg      *config
+	addr     string // the endpoint this connection dials
 	sched    *schedule
 	stats    *stats
 	answered atomic.Int64 // all answers, warmup included; read by the progress line
@@ -38,11 +39,12 @@ type client struct {
 	wire     wire
 }
 
-func newClient(cfg *config, sched *schedule) *client {
+func newClient(cfg *config, sched *schedule, addr string) *client {
 	w := newWire(cfg)
 	frame := w.request()
 	return &client{
 		cfg:      cfg,
+		addr:     addr,
 		sched:    sched,
 		stats:    newStats(),
 		batch:    bytes.Repeat(frame, cfg.depth),
@@ -58,7 +60,7 @@ func (c *client) run() {
 	pause := c.sched.backoffStart
 	failures, sessions := 0, 0
 	for {
-		conn, err := net.DialTimeout("tcp", c.cfg.addr, dialTimeout)
+		conn, err := net.DialTimeout("tcp", c.addr, dialTimeout)
 		if err != nil {
 			c.stats.recordConnError(err)
 			if failures++; failures >= maxFailures || c.sched.finished(c.sched.now()) {

@@ -7,9 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"time"
 
+	"github.com/rpcd/rpcd/discovery"
 	"github.com/rpcd/rpcd/protocol"
 )
 
@@ -40,7 +40,7 @@ func parseArgs(args []string, output io.Writer) (config, error) {
 	var params, byteOrder string
 	fs := flag.NewFlagSet("rpcbench", flag.ContinueOnError)
 	fs.SetOutput(output)
-	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "server `host:port`")
+	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "server `target`: host:port, host:port,host:port..., dns:///name:port or etcd://host:port/SERVICE; the connections are spread over the endpoints by weight")
 	fs.IntVar(&cfg.conns, "c", 10, "number of connections")
 	fs.IntVar(&cfg.depth, "depth", 1, "requests kept outstanding per connection")
 	fs.DurationVar(&cfg.duration, "d", 10*time.Second, "measured duration (0: until -n requests)")
@@ -79,7 +79,7 @@ func parseArgs(args []string, output io.Writer) (config, error) {
 
 // validate checks the ranges and combinations that flag parsing cannot.
 func (c *config) validate() error {
-	if _, _, err := net.SplitHostPort(c.addr); err != nil {
+	if _, err := discovery.ParseTarget(c.addr); err != nil {
 		return fmt.Errorf("-addr: %w", err)
 	}
 	switch {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/rpcd/rpcd/protocol"
@@ -19,10 +20,11 @@ type testServer struct {
 	corrupt    bool // answer ping with a result other than the params
 	closeAfter int  // hang up after this many answers on a connection; 0: never
 
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns map[net.Conn]bool
+	ln       net.Listener
+	accepted atomic.Int64
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	conns    map[net.Conn]bool
 }
 
 // start listens on 127.0.0.1:0 and serves until the test ends.
@@ -52,6 +54,7 @@ func (s *testServer) acceptLoop() {
 		if err != nil {
 			return
 		}
+		s.accepted.Add(1)
 		s.mu.Lock()
 		s.conns[conn] = true
 		s.mu.Unlock()

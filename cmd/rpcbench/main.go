@@ -58,7 +58,11 @@ func bench(ctx context.Context, cfg config, progress io.Writer) (report, error) 
 			return report{}, fmt.Errorf("watch server cpu: %w", err)
 		}
 	}
-	r := newRunner(ctx, cfg, progress)
+	addrs, err := connAddrs(cfg.addr, cfg.conns)
+	if err != nil {
+		return report{}, err
+	}
+	r := newRunner(ctx, cfg, addrs, progress)
 	r.start()
 	r.wait(time.After(cfg.warmup))
 	before, err := r.sampleCPU()
@@ -90,15 +94,16 @@ type runner struct {
 	progress  *progressLine // nil: no progress output
 }
 
-func newRunner(ctx context.Context, cfg config, progress io.Writer) *runner {
+// newRunner makes one client per address in addrs (connAddrs).
+func newRunner(ctx context.Context, cfg config, addrs []string, progress io.Writer) *runner {
 	r := &runner{
 		cfg:       cfg,
 		sched:     newSchedule(cfg, time.Now()),
 		done:      make(chan struct{}),
 		interrupt: ctx.Done(),
 	}
-	for range cfg.conns {
-		r.clients = append(r.clients, newClient(&r.cfg, r.sched))
+	for _, addr := range addrs {
+		r.clients = append(r.clients, newClient(&r.cfg, r.sched, addr))
 	}
 	if progress != nil {
 		r.progress = newProgressLine(progress, r.sched, r.clients)

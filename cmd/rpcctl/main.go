@@ -3,6 +3,7 @@
 //	rpcctl call ping '"hi"'
 //	rpcctl -addr=127.0.0.1:8080 call cache.get '{"key":"k"}'
 //	rpcctl -n 100000 -c 50 call ping '"hi"'
+//	rpcctl -addr=etcd://127.0.0.1:2379/rpcd call ping '"hi"'
 //
 // A single call prints the answer's result JSON on stdout. An error answer
 // prints its code and message on stderr and exits 1. With -n, rpcctl makes n
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/rpcd/rpcd/client"
+	_ "github.com/rpcd/rpcd/discovery/etcd" // etcd:// targets
 	"github.com/rpcd/rpcd/protocol"
 )
 
@@ -48,7 +50,7 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("rpcctl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
-	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "`host:port` of the server")
+	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "server `target`: host:port, a list host:port,host:port..., dns:///name:port or etcd://host:port/SERVICE")
 	fs.StringVar(&cfg.byteOrder, "byteorder", "little", "byte order of the length prefix: little or big")
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "how long each call, and each connect, may take")
 	fs.IntVar(&cfg.n, "n", 0, "load test: make this many calls and report rate and latency")

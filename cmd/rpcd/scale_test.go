@@ -46,8 +46,14 @@ func startScaleLoad(t *testing.T, hosts []*server, idempotent bool) *scaleLoad {
 	for _, h := range hosts {
 		addrs = append(addrs, h.addr)
 	}
+	return startTargetLoad(t, strings.Join(addrs, ","), idempotent)
+}
+
+// startTargetLoad runs the closed loop against target.
+func startTargetLoad(t *testing.T, target string, idempotent bool) *scaleLoad {
+	t.Helper()
 	core, logs := observer.New(zap.InfoLevel)
-	c, err := rpcclient.New(strings.Join(addrs, ","), rpcclient.Options{Logger: zap.New(core)})
+	c, err := rpcclient.New(target, rpcclient.Options{Logger: zap.New(core)})
 	if err != nil {
 		t.Fatal(err)
 	}

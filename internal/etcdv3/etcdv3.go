@@ -1,0 +1,349 @@
+// Package etcdv3 speaks to etcd through its v3 JSON gateway (etcd 3.4 and
+// later serve it under /v3/) with net/http alone: lease grant, keepalive and
+// revoke, put, prefix range, and prefix watch. It keeps gRPC out of the
+// programs that use it. Keys and values are bytes on the wire (base64 in the
+// JSON); int64 fields travel as decimal strings.
+//
+// A Client tries its endpoints in turn, starting with the one that answered
+// last, and is safe for use from several goroutines.
+package etcdv3
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// ErrLeaseNotFound is the answer about a lease that has expired or was
+// revoked.
+var ErrLeaseNotFound = errors.New("etcd: lease not found")
+
+// ErrCompacted ends a watch whose start revision has been compacted away.
+var ErrCompacted = errors.New("etcd: watch revision compacted")
+
+// requestTimeout bounds every unary request.
+const requestTimeout = 2 * time.Second
+
+// Client is an etcd v3 JSON gateway client.
+type Client struct {
+	endpoints []string // host:port
+	http      *http.Client
+	next      atomic.Int32 // the endpoint to try first
+}
+
+// New returns a client of the etcd members at endpoints (host:port).
+func New(endpoints []string) (*Client, error) {
+	if len(endpoints) == 0 {
+		return nil, errors.New("etcd client: no endpoint")
+	}
+	return &Client{endpoints: endpoints, http: &http.Client{Transport: &http.Transport{
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     30 * time.Second,
+	}}}, nil
+}
+
+// ParseEndpoints splits a comma-separated list of host:port.
+func ParseEndpoints(list string) ([]string, error) {
+	var eps []string
+	for ep := range strings.SplitSeq(list, ",") {
+		ep = strings.TrimSpace(ep)
+		if i := strings.LastIndexByte(ep, ':'); i <= 0 || i == len(ep)-1 {
+			return nil, fmt.Errorf("etcd endpoint %q: want host:port", ep)
+		}
+		eps = append(eps, ep)
+	}
+	return eps, nil
+}
+
+// KV is one key and its value.
+type KV struct {
+	Key, Value  []byte
+	ModRevision int64
+	Lease       int64
+}
+
+// Event is one change a watch saw.
+type Event struct {
+	Delete bool // else a put
+	KV     KV
+}
+
+// PrefixEnd returns the end of the range of keys that start with prefix.
+func PrefixEnd(prefix []byte) []byte {
+	end := bytes.Clone(prefix)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return []byte{0}
+}
+
+// Grant makes a lease of ttl and returns its ID.
+func (c *Client) Grant(ctx context.Context, ttl time.Duration) (int64, error) {
+	var out struct {
+		ID  int64 `json:"ID,string"`
+		TTL int64 `json:"TTL,string"`
+	}
+	in := map[string]any{"TTL": strconv.FormatInt(int64(ttl/time.Second), 10)}
+	if err := c.unary(ctx, "/v3/lease/grant", in, &out); err != nil {
+		return 0, fmt.Errorf("grant lease: %w", err)
+	}
+	return out.ID, nil
+}
+
+// KeepAlive renews lease once and returns its remaining TTL. A lease that
+// has expired yields ErrLeaseNotFound.
+func (c *Client) KeepAlive(ctx context.Context, lease int64) (time.Duration, error) {
+	var out struct {
+		Result struct {
+			TTL int64 `json:"TTL,string"`
+		} `json:"result"`
+		Error *gatewayError `json:"error"`
+	}
+	if err := c.unary(ctx, "/v3/lease/keepalive", map[string]any{"ID": strconv.FormatInt(lease, 10)}, &out); err != nil {
+		return 0, fmt.Errorf("keep lease %x alive: %w", lease, err)
+	}
+	if out.Error != nil {
+		return 0, fmt.Errorf("keep lease %x alive: %w", lease, out.Error)
+	}
+	if out.Result.TTL <= 0 {
+		return 0, fmt.Errorf("keep lease %x alive: %w", lease, ErrLeaseNotFound)
+	}
+	return time.Duration(out.Result.TTL) * time.Second, nil
+}
+
+// Revoke ends lease and deletes its keys.
+func (c *Client) Revoke(ctx context.Context, lease int64) error {
+	if err := c.unary(ctx, "/v3/lease/revoke", map[string]any{"ID": strconv.FormatInt(lease, 10)}, nil); err != nil {
+		return fmt.Errorf("revoke lease %x: %w", lease, err)
+	}
+	return nil
+}
+
+// Put sets key to value under lease (0 for none) and returns the revision
+// of the change.
+func (c *Client) Put(ctx context.Context, key, value []byte, lease int64) (int64, error) {
+	in := map[string]any{"key": key, "value": value}
+	if lease != 0 {
+		in["lease"] = strconv.FormatInt(lease, 10)
+	}
+	var out struct {
+		Header header `json:"header"`
+	}
+	if err := c.unary(ctx, "/v3/kv/put", in, &out); err != nil {
+		return 0, fmt.Errorf("put %s: %w", key, err)
+	}
+	return out.Header.Revision, nil
+}
+
+// Delete deletes key.
+func (c *Client) Delete(ctx context.Context, key []byte) error {
+	if err := c.unary(ctx, "/v3/kv/deleterange", map[string]any{"key": key}, nil); err != nil {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// Range returns the keys that start with prefix and the store's revision.
+func (c *Client) Range(ctx context.Context, prefix []byte) ([]KV, int64, error) {
+	var out struct {
+		Header header   `json:"header"`
+		KVs    []wireKV `json:"kvs"`
+	}
+	if err := c.unary(ctx, "/v3/kv/range", map[string]any{"key": prefix, "range_end": PrefixEnd(prefix)}, &out); err != nil {
+		return nil, 0, fmt.Errorf("range %s: %w", prefix, err)
+	}
+	kvs := make([]KV, len(out.KVs))
+	for i, kv := range out.KVs {
+		kvs[i] = kv.kv()
+	}
+	return kvs, out.Header.Revision, nil
+}
+
+// Watch follows the keys that start with prefix from revision rev and
+// calls fn with each batch of events, until ctx is done or the stream
+// breaks. It returns ErrCompacted when rev is no longer in the store, and
+// another error when the stream could not start or broke. created is
+// called once the watch is in place.
+func (c *Client) Watch(ctx context.Context, prefix []byte, rev int64, created func(), fn func([]Event)) error {
+	body, err := json.Marshal(map[string]any{"create_request": map[string]any{
+		"key": prefix, "range_end": PrefixEnd(prefix), "start_revision": strconv.FormatInt(rev, 10),
+	}})
+	if err != nil {
+		return fmt.Errorf("encode watch: %w", err)
+	}
+	resp, err := c.post(ctx, "/v3/watch", body)
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", prefix, err)
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(bufio.NewReader(resp.Body))
+	for {
+		var msg struct {
+			Result struct {
+				Created         bool        `json:"created"`
+				Canceled        bool        `json:"canceled"`
+				CompactRevision int64       `json:"compact_revision,string"`
+				Events          []wireEvent `json:"events"`
+			} `json:"result"`
+			Error *gatewayError `json:"error"`
+		}
+		if err := dec.Decode(&msg); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("read watch of %s: %w", prefix, err)
+		}
+		r := msg.Result
+		switch {
+		case msg.Error != nil:
+			return fmt.Errorf("watch %s: %w", prefix, msg.Error)
+		case r.CompactRevision != 0:
+			return fmt.Errorf("watch %s from %d: %w", prefix, rev, ErrCompacted)
+		case r.Canceled:
+			return fmt.Errorf("watch %s: canceled by etcd", prefix)
+		case r.Created:
+			if created != nil {
+				created()
+			}
+		}
+		if len(r.Events) > 0 {
+			evs := make([]Event, len(r.Events))
+			for i, e := range r.Events {
+				evs[i] = Event{Delete: e.Type == "DELETE", KV: e.KV.kv()}
+			}
+			fn(evs)
+		}
+	}
+}
+
+type header struct {
+	Revision int64 `json:"revision,string"`
+}
+
+type wireKV struct {
+	Key         []byte `json:"key"`
+	Value       []byte `json:"value"`
+	ModRevision int64  `json:"mod_revision,string"`
+	Lease       int64  `json:"lease,string"`
+}
+
+func (kv wireKV) kv() KV {
+	return KV{Key: kv.Key, Value: kv.Value, ModRevision: kv.ModRevision, Lease: kv.Lease}
+}
+
+type wireEvent struct {
+	Type string `json:"type"` // absent for a put
+	KV   wireKV `json:"kv"`
+}
+
+// gatewayError is the gateway's answer to a failed request.
+type gatewayError struct {
+	Message string `json:"message"`
+	Code    int    `json:"code"`
+}
+
+func (e *gatewayError) Error() string { return "etcd: " + e.Message }
+
+// Is makes a "lease not found" answer match ErrLeaseNotFound.
+func (e *gatewayError) Is(target error) bool {
+	return target == ErrLeaseNotFound && strings.Contains(e.Message, "lease not found")
+}
+
+// unary posts in to path and decodes the answer into out (unless nil).
+func (c *Client) unary(ctx context.Context, path string, in, out any) error {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("encode request: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	resp, err := c.post(ctx, path, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("read answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var ge gatewayError
+		if json.Unmarshal(data, &ge) == nil && ge.Message != "" {
+			return &ge
+		}
+		return fmt.Errorf("etcd answered %s", resp.Status)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("decode answer: %w", err)
+	}
+	return nil
+}
+
+// post sends body to path on the first endpoint that takes it, starting
+// with the last one that did.
+func (c *Client) post(ctx context.Context, path string, body []byte) (*http.Response, error) {
+	first := int(c.next.Load())
+	var errs []error
+	for i := range c.endpoints {
+		n := (first + i) % len(c.endpoints)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+c.endpoints[n]+path, bytes.NewReader(body))
+		if err != nil {
+			return nil, fmt.Errorf("make request: %w", err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.http.Do(req)
+		if err == nil {
+			c.next.Store(int32(n))
+			return resp, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+// Backoff between failed requests to etcd, jittered by ±20 %.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 2 * time.Second
+)
+
+// RetryDelay is the jittered backoff after the n-th failure in a row:
+// 100 ms doubling to 2 s.
+func RetryDelay(n int) time.Duration {
+	d := minBackoff
+	for i := 1; i < n && d < maxBackoff; i++ {
+		d *= 2
+	}
+	return time.Duration(float64(min(d, maxBackoff)) * (0.8 + 0.4*rand.Float64()))
+}
+
+// Sleep waits d, or reports false if ctx ends first.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
