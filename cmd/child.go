@@ -45,6 +45,15 @@ func serveWorker(s *settings, slot int, reg *rpc.Registry, logOut *logOutput, lo
 		return err
 	}
 	cfg.Metrics = rec
+	access, err := s.observe.workerAccessLog(slot, logOut.fallback, log)
+	if err != nil {
+		return err
+	}
+	if access != nil {
+		cfg.AccessLog = access
+		defer access.close()
+		c.access = access
+	}
 	w, err := worker.New(cfg, reg, log)
 	if err != nil {
 		return err
@@ -70,7 +79,8 @@ type child struct {
 	log    *zap.Logger
 	logOut *logOutput
 	w      *worker.Worker
-	limit  uint64 // requests before asking to be recycled; 0 never
+	limit  uint64     // requests before asking to be recycled; 0 never
+	access *accessLog // nil without -access-log
 }
 
 // orphanCheck is how often a worker checks that its master is still alive.
@@ -99,7 +109,7 @@ func (c *child) serve(w *worker.Worker) error {
 
 // handleSignals acts on the master's signals: SIGTERM drains,
 // master.RetireSignal drains taking the socket's accept queue along, and
-// master.ReopenSignal reopens the log. The signals a terminal sends to its
+// master.ReopenSignal reopens the logs. The signals a terminal sends to its
 // whole process group are the master's to act on, so the worker ignores
 // them.
 func (c *child) handleSignals() {
@@ -124,10 +134,15 @@ func (c *child) handleSignals() {
 	}()
 }
 
-// reopenLog reopens the log file on master.ReopenSignal.
+// reopenLog reopens the log file and the access log on master.ReopenSignal.
 func (c *child) reopenLog() {
 	if err := c.logOut.reopen(); err != nil {
 		c.log.Warn("reopen log failed", zap.Error(err))
+	}
+	if c.access != nil {
+		if err := c.access.reopen(); err != nil {
+			c.log.Warn("reopen access log failed", zap.Error(err))
+		}
 	}
 }
 

@@ -71,9 +71,7 @@ func runCommand(s *settings, reg *rpc.Registry, stdout, stderr io.Writer) int {
 
 func newLogger(opts *options, out io.Writer) *zap.Logger {
 	level, _ := zapcore.ParseLevel(opts.logLevel)
-	enc := zap.NewProductionEncoderConfig()
-	enc.EncodeTime = zapcore.ISO8601TimeEncoder
-	enc.EncodeDuration = zapcore.StringDurationEncoder
+	enc := logEncoderConfig()
 	var encoder zapcore.Encoder
 	if opts.logFormat == "json" {
 		encoder = zapcore.NewJSONEncoder(enc)
@@ -82,6 +80,14 @@ func newLogger(opts *options, out io.Writer) *zap.Logger {
 		encoder = zapcore.NewConsoleEncoder(enc)
 	}
 	return zap.New(zapcore.NewCore(encoder, zapcore.Lock(zapcore.AddSync(out)), level))
+}
+
+// logEncoderConfig names and encodes the fields of every log rpcd writes.
+func logEncoderConfig() zapcore.EncoderConfig {
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	enc.EncodeDuration = zapcore.StringDurationEncoder
+	return enc
 }
 
 func version() string {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -24,13 +25,17 @@ import (
 )
 
 // observeOptions are the settings for watching a running server: the
-// master's metrics endpoint.
+// master's metrics endpoint and the workers' access log.
 type observeOptions struct {
 	metricsListen string
+	accessLog     string
+	accessSample  int
 }
 
 func (o *observeOptions) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.metricsListen, "metrics-listen", "", "`host:port` where the master serves /metrics (Prometheus), /readyz and /livez; empty is off. Read at start")
+	fs.StringVar(&o.accessLog, "access-log", "", "append a JSON line per answered request to this `file` (or stderr); reopened on SIGUSR1; empty is off. Params are never logged")
+	fs.IntVar(&o.accessSample, "access-log-sample", 1, "log one in `N` successful requests, and every error")
 }
 
 func (o *observeOptions) check() error {
@@ -39,7 +44,18 @@ func (o *observeOptions) check() error {
 			return fmt.Errorf("-metrics-listen: %w", err)
 		}
 	}
+	if o.accessSample < 1 {
+		return fmt.Errorf("-access-log-sample=%d: want 1 or more", o.accessSample)
+	}
 	return nil
+}
+
+// workerAccessLog opens the worker's access log, nil when it is off.
+func (o *observeOptions) workerAccessLog(slot int, stderr io.Writer, log *zap.Logger) (*accessLog, error) {
+	if o.accessLog == "" {
+		return nil, nil
+	}
+	return openAccessLog(o.accessLog, o.accessSample, stderr, log, zap.Int("slot", slot), zap.Int("pid", os.Getpid()))
 }
 
 // metricsConfig turns the master's shared counters on with -metrics-listen.

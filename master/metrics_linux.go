@@ -56,8 +56,14 @@ func (m *Master) setUpMetrics(fd int) error {
 	var r *metrics.Region
 	var err error
 	if fd >= 0 {
-		r, err = metrics.Open(fd)
-	} else {
+		// A region of another layout (an image of another version) is
+		// left behind: the counts start over rather than the upgrade fail.
+		if r, err = metrics.Open(fd); err != nil {
+			m.log.Warn("handed-over metrics region unusable; counting from zero", zap.Error(err))
+			unix.Close(fd)
+		}
+	}
+	if r == nil {
 		r, err = metrics.Create(m.cfg.Metrics.Methods, metricsSlots, metricsBlocks)
 	}
 	if err != nil {

@@ -81,10 +81,13 @@ const (
 	startsFirst  = BytesWritten + 1 // StartCauses, in slot totals only
 	exitsFirst   = startsFirst + len(StartCauses)
 	MissedBeats  = exitsFirst + len(ExitCauses) // heartbeat timeouts, in slot totals only
+	// AccessDropped counts access log records dropped because the log's
+	// buffer was full.
+	AccessDropped = MissedBeats + 1
 	// Gauges: a worker's current values, never folded.
-	OpenConns  = MissedBeats + 1 // connections open
-	InFlight   = OpenConns + 1   // requests read and not answered yet
-	QueueDepth = InFlight + 1    // blocking calls queued for the pool
+	OpenConns  = AccessDropped + 1 // connections open
+	InFlight   = OpenConns + 1     // requests read and not answered yet
+	QueueDepth = InFlight + 1      // blocking calls queued for the pool
 	numScalars = QueueDepth + 1
 )
 
@@ -125,7 +128,7 @@ const (
 
 const (
 	magic   = 0x72706364_6d657472 // "rpcdmetr"
-	version = 1
+	version = 2
 	// setOwner, setPid: a block's slot+1 (0 while free) and its worker's pid.
 	setOwner = 0
 	setPid   = 1

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"time"
@@ -16,6 +17,7 @@ import (
 // running batch reads.
 type batcher struct {
 	name    string
+	method  []byte // name, for the answers' access log records
 	h       rpc.BatchHandler
 	waiting []batchCall // read since the last batch started
 	running bool        // a batch is out; the next waits for its answers
@@ -33,6 +35,7 @@ type batchCall struct {
 	deadline time.Time
 	row      int   // its method's metrics row
 	readAt   int64 // loop clock when its request was read
+	in       int   // its request frame's size, for the access log
 }
 
 // batchSet is a worker's batchers by method name, and those with calls to
@@ -52,7 +55,7 @@ func (w *Worker) batcherFor() *batcher {
 	if w.batches.byName == nil {
 		w.batches.byName = make(map[string]*batcher)
 	}
-	b := &batcher{name: string(w.req.Method), h: h}
+	b := &batcher{name: string(w.req.Method), method: bytes.Clone(w.req.Method), h: h}
 	w.batches.byName[b.name] = b
 	return b
 }
@@ -72,10 +75,10 @@ func (w *Worker) enqueueBatch(c *conn) {
 	at := w.now + int64(w.cfg.HandlerTimeout)
 	b.waiting = append(b.waiting, batchCall{params: append([]byte(nil), w.req.Params...),
 		fd: c.fd, connID: c.id, seq: q.nextSeq(), at: at, deadline: w.deadlineAt(at),
-		row: w.meter.row, readAt: w.now})
+		row: w.meter.row, readAt: w.now, in: w.meter.in})
 	q.pushPending()
 	w.meter.inFlight++
-	w.trackDeadline(c, q.nextSeq()-1, at)
+	w.trackDeadline(c, q.nextSeq()-1, at, b.method)
 	w.markDue(b)
 }
 
@@ -145,7 +148,7 @@ func (w *Worker) runBatch(b *batcher, items []batchCall) {
 		buf := make([]byte, 0, answerOverhead+len(rep.Out())+len(rep.Result()))
 		res[i] = result{fd: it.fd, connID: it.connID, seq: it.seq, isErr: err != nil,
 			frame: rpc.AppendAnswer(buf, w.cfg.ByteOrder, rep, err),
-			code:  uint8(codeIndex(err)), row: it.row, readAt: it.readAt}
+			code:  uint8(codeIndex(err)), row: it.row, readAt: it.readAt, method: b.method, in: it.in}
 	}
 	w.pool.deliverBatch(res, b)
 }

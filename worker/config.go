@@ -76,6 +76,9 @@ type Config struct {
 	// Metrics, if set, receives the worker's counts (package metrics); the
 	// worker records into it on the loop goroutine only.
 	Metrics *metrics.Recorder
+	// AccessLog, if set, receives a record of each answered request, on
+	// the loop goroutine.
+	AccessLog AccessLog
 }
 
 // withDefaults validates c and fills in its zero fields.

@@ -22,7 +22,9 @@ type deadlineEntry struct {
 	fd     int32
 	connID uint64
 	seq    uint64
-	row    int // the request's metrics row
+	row    int    // the request's metrics row
+	method []byte // its method and frame size, for the access log
+	in     int
 }
 
 func (d *deadlineQueue) push(e deadlineEntry) {
@@ -63,8 +65,9 @@ func timeoutError(d time.Duration) *protocol.Error {
 
 // trackDeadline records when the pooled request in slot seq of c must be
 // answered.
-func (w *Worker) trackDeadline(c *conn, seq uint64, at int64) {
-	w.deadlines.push(deadlineEntry{at: at, fd: c.fd, connID: c.id, seq: seq, row: w.meter.row})
+func (w *Worker) trackDeadline(c *conn, seq uint64, at int64, method []byte) {
+	w.deadlines.push(deadlineEntry{at: at, fd: c.fd, connID: c.id, seq: seq, row: w.meter.row,
+		method: method, in: w.meter.in})
 }
 
 // expireDeadlines answers timeout for every pooled request whose deadline has
@@ -91,6 +94,7 @@ func (w *Worker) expireDeadlines() {
 		frame := w.timeoutFrame[:len(w.timeoutFrame):len(w.timeoutFrame)]
 		c.order.fill(e.seq, frame)
 		w.countPooled(e.row, metrics.CodeTimeout, e.at-int64(w.cfg.HandlerTimeout))
+		w.logTimeout(c, e, len(frame))
 		w.stats.answered.Add(1)
 		w.stats.errors.Add(1)
 		w.markTouched(c)

@@ -76,7 +76,7 @@ func (w *Worker) extendPartial(c *conn, data []byte) []byte {
 // answers are out.
 func (w *Worker) frameError(c *conn, err error) {
 	w.stats.requests.Add(1)
-	w.otherRequest()
+	w.otherRequest(0)
 	code := protocol.CodeBadFrame
 	if tooLarge := (*protocol.FrameTooLargeError)(nil); errors.As(err, &tooLarge) {
 		code = protocol.CodeFrameTooLarge
@@ -93,11 +93,11 @@ func (w *Worker) frameError(c *conn, err error) {
 func (w *Worker) dispatch(c *conn, body []byte) {
 	w.stats.requests.Add(1)
 	if err := protocol.ParseRequest(body, &w.req); err != nil {
-		w.otherRequest()
+		w.otherRequest(protocol.HeaderSize + len(body))
 		w.answer(c, nil, protocol.ErrorFor(err, protocol.CodeBadRequest))
 		return
 	}
-	w.beginRequest(w.req.Method)
+	w.beginRequest(w.req.Method, protocol.HeaderSize+len(body))
 	if w.log.Core().Enabled(zapcore.DebugLevel) {
 		w.log.Debug("request", zap.Int32("fd", c.fd), zap.String("in", string(w.req.Method)),
 			zap.ByteString("params", w.req.Params))
@@ -132,7 +132,7 @@ func (w *Worker) offload(c *conn, h rpc.Handler) {
 	copy(buf[copy(buf, method):], params)
 	at := w.now + int64(w.cfg.HandlerTimeout)
 	j := job{h: h, buf: buf, split: len(method), fd: c.fd, connID: c.id, seq: q.nextSeq(), deadline: w.deadlineAt(at),
-		row: w.meter.row, readAt: w.now}
+		row: w.meter.row, readAt: w.now, in: w.meter.in}
 	if !w.pool.submit(j) {
 		if q.empty() {
 			w.dropQueue(c)
@@ -142,27 +142,31 @@ func (w *Worker) offload(c *conn, h rpc.Handler) {
 	}
 	q.pushPending()
 	w.meter.inFlight++
-	w.trackDeadline(c, j.seq, at)
+	w.trackDeadline(c, j.seq, at, j.method())
 }
 
 // answer encodes rep, or err when non-nil, as c's next answer: behind c's
 // pending pooled answers if it has any, else into the shared output buffer.
 func (w *Worker) answer(c *conn, rep *rpc.Reply, err error) {
 	order := w.cfg.ByteOrder
+	var size int
 	if q := c.order; q != nil && !q.empty() {
 		s := q.readyTail()
 		n := len(s.data)
 		s.data = rpc.AppendAnswer(s.data, order, rep, err)
-		q.queued += len(s.data) - n
+		size = len(s.data) - n
+		q.queued += size
 	} else {
 		w.outFor(c)
+		n := len(w.out)
 		w.out = rpc.AppendAnswer(w.out, order, rep, err)
+		size = len(w.out) - n
 	}
 	w.stats.answered.Add(1)
 	if err != nil {
 		w.stats.errors.Add(1)
 	}
-	w.countAnswer(err)
+	w.countAnswer(c, err, size)
 }
 
 // routeResults files finished pooled and batched answers into their conns'
@@ -180,6 +184,7 @@ func (w *Worker) routeResults() {
 			continue // the conn closed; its fd may belong to another by now
 		}
 		w.countPooled(int(r.row), int(r.code), r.readAt)
+		w.logPooled(c, &r)
 		w.stats.answered.Add(1)
 		if r.isErr {
 			w.stats.errors.Add(1)

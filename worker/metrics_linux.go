@@ -12,29 +12,42 @@ import (
 
 // meterState is the loop's bookkeeping for its counters.
 type meterState struct {
-	row      int   // the current request's method row
-	mark     int64 // loop clock of the last inline answer
-	inFlight int64 // blocking and batch calls taken, result not collected (or dropped) yet
+	row      int    // the current request's method row
+	method   []byte // the current request's method, nil when unknown
+	in       int    // the current request's frame size
+	mark     int64  // loop clock of the last inline answer
+	inFlight int64  // blocking and batch calls taken, result not collected (or dropped) yet
+	access   accessState
 }
 
-// beginRequest notes the method of the request being dispatched.
-func (w *Worker) beginRequest(method []byte) { w.meter.row = w.cfg.Metrics.Row(method) }
+// beginRequest notes the method and frame size of the request being
+// dispatched.
+func (w *Worker) beginRequest(method []byte, size int) {
+	w.meter.row, w.meter.method, w.meter.in = w.cfg.Metrics.Row(method), method, size
+}
 
-// otherRequest notes a request whose method is not known (a framing error,
-// a body that does not parse).
-func (w *Worker) otherRequest() { w.meter.row = w.cfg.Metrics.Row(nil) }
+// otherRequest notes a request of size bytes whose method is not known (a
+// framing error, a body that does not parse).
+func (w *Worker) otherRequest(size int) {
+	w.meter.row, w.meter.method, w.meter.in = w.cfg.Metrics.Row(nil), nil, size
+}
 
-// countAnswer counts an answer the loop made for the current request: its
-// duration is the loop's time since its previous answer, or since this
-// wakeup began, whichever is later, so one clock read serves each answer.
-func (w *Worker) countAnswer(err error) {
-	if w.cfg.Metrics == nil {
+// countAnswer counts an answer of size bytes the loop made for the current
+// request: its duration is the loop's time since its previous answer, or
+// since this wakeup began, whichever is later, so one clock read serves
+// each answer.
+func (w *Worker) countAnswer(c *conn, err error, size int) {
+	if w.cfg.Metrics == nil && w.cfg.AccessLog == nil {
 		return
 	}
 	now := w.clock()
 	start := max(w.meter.mark, w.now)
 	w.meter.mark = now
-	w.cfg.Metrics.Request(w.meter.row, codeIndex(err), now-start)
+	code := codeIndex(err)
+	w.cfg.Metrics.Request(w.meter.row, code, now-start)
+	if w.cfg.AccessLog != nil {
+		w.logAccess(c.fd, w.meter.method, code, now, now-start, w.meter.in, size)
+	}
 }
 
 // countPooled counts a blocking call's answer, read at readAt (loop clock).

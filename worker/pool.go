@@ -29,6 +29,7 @@ type job struct {
 	deadline time.Time
 	row      int   // its method's metrics row
 	readAt   int64 // loop clock when its request was read
+	in       int   // its request frame's size, for the access log
 }
 
 func (j *job) method() []byte { return j.buf[:j.split] }
@@ -44,6 +45,8 @@ type result struct {
 	code   uint8 // the answer's index in metrics.Codes
 	row    int   // the job's row and readAt
 	readAt int64
+	method []byte // the request's method and frame size, for the access log
+	in     int
 }
 
 // pool runs Blocking handlers on a fixed set of goroutines fed by a bounded
@@ -97,7 +100,8 @@ func (p *pool) run() {
 			continue
 		}
 		rep.Reset()
-		res := result{fd: j.fd, connID: j.connID, seq: j.seq, row: j.row, readAt: j.readAt}
+		res := result{fd: j.fd, connID: j.connID, seq: j.seq, row: j.row, readAt: j.readAt,
+			method: j.method(), in: j.in}
 		err := p.call(&j, &rep)
 		buf := make([]byte, 0, answerOverhead+len(rep.Out())+len(rep.Result()))
 		res.frame, res.isErr = rpc.AppendAnswer(buf, p.order, &rep, err), err != nil

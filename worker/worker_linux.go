@@ -432,6 +432,7 @@ func (w *Worker) openConn(fd int, sa unix.Sockaddr) {
 	w.stats.accepted.Add(1)
 	w.stats.open.Add(1)
 	w.cfg.Metrics.Add(metrics.Accepted, 1)
+	w.notePeer(fd, sa)
 	if w.log.Core().Enabled(zapcore.DebugLevel) {
 		w.log.Debug("comes", zap.String("addr", sockaddrString(sa)), zap.Int("fd", fd), zap.Uint64("conn", c.id))
 	}

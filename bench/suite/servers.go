@@ -35,6 +35,11 @@ var serverKinds = map[string]serverKind{
 	"rpcd-1w": {pkg: "./cmd/rpcd", inRPC: true, args: func(_ options, bin, port string) []string {
 		return rpcdArgs(bin, port, 1)
 	}},
+	// rpcd counting into its shared metrics region, beside "rpcd" for the
+	// cost of the counters.
+	"rpcd-metrics": {pkg: "./cmd/rpcd", inRPC: true, args: func(o options, bin, port string) []string {
+		return append(rpcdArgs(bin, port, o.workers), "-metrics-listen", "127.0.0.1:0")
+	}},
 	// rpcd in front of the cache runs' redis-server.
 	"rpcd-cache": {pkg: "./cmd/rpcd", inRPC: true, args: func(o options, bin, port string) []string {
 		return append(rpcdArgs(bin, port, o.workers), "-redis", o.cacheRedis)

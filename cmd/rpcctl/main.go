@@ -10,6 +10,15 @@
 // calls from -c goroutines sharing one client and prints the rate and the
 // latency percentiles; it exits 1 if any call failed. Flags may come before or
 // after "call".
+//
+//	rpcctl stats -metrics=127.0.0.1:9100
+//	rpcctl stats -metrics=127.0.0.1:9100 -n 3
+//
+// stats reads the master's /metrics (rpcd -metrics-listen) every -interval and
+// prints a table per worker slot, like top: workers, requests and errors per
+// second, p50 and p99 latency from the duration histogram, open connections,
+// and restarts (workers started in the slot after its first). With -n it
+// prints that many tables and exits; on a terminal each replaces the last.
 package main
 
 import (
@@ -38,9 +47,13 @@ type config struct {
 	conns     int
 	method    string
 	params    []byte
+	stats     bool          // the stats command
+	metrics   string        // stats: the master's -metrics-listen address
+	interval  time.Duration // stats: time between tables
 }
 
 const usage = `Usage: rpcctl [flags] call METHOD [PARAMS-JSON]
+       rpcctl stats -metrics=HOST:PORT [-n TABLES] [-interval D]
 
 Flags:
 `
@@ -53,18 +66,24 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "server `target`: host:port, a list host:port,host:port..., dns:///name:port or etcd://host:port/SERVICE")
 	fs.StringVar(&cfg.byteOrder, "byteorder", "little", "byte order of the length prefix: little or big")
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "how long each call, and each connect, may take")
-	fs.IntVar(&cfg.n, "n", 0, "load test: make this many calls and report rate and latency")
+	fs.IntVar(&cfg.n, "n", 0, "load test: make this many calls and report rate and latency; stats: print this many tables (0: until interrupted)")
 	fs.IntVar(&cfg.c, "c", 10, "load test: concurrent callers")
 	fs.IntVar(&cfg.conns, "conns", 0, "connections the callers share (default: min(c, 8))")
+	fs.StringVar(&cfg.metrics, "metrics", "", "stats: `host:port` of the master's metrics endpoint (rpcd -metrics-listen)")
+	fs.DurationVar(&cfg.interval, "interval", time.Second, "stats: time between tables")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	if fs.NArg() == 0 || fs.Arg(0) != "call" {
+	if fs.NArg() == 0 || fs.Arg(0) != "call" && fs.Arg(0) != "stats" {
 		fs.Usage()
-		return nil, errors.New(`want "call METHOD [PARAMS]"`)
+		return nil, errors.New(`want "call METHOD [PARAMS]" or "stats"`)
 	}
+	cfg.stats = fs.Arg(0) == "stats"
 	if err := fs.Parse(fs.Args()[1:]); err != nil {
 		return nil, err
+	}
+	if cfg.stats {
+		return cfg, checkStats(cfg, fs.NArg())
 	}
 	rest := fs.Args()
 	if len(rest) < 1 || len(rest) > 2 {
@@ -83,6 +102,18 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	return cfg, nil
 }
 
+func checkStats(cfg *config, args int) error {
+	switch {
+	case args > 0:
+		return errors.New(`"stats" takes flags only`)
+	case cfg.metrics == "":
+		return errors.New("stats: want -metrics=HOST:PORT")
+	case cfg.n < 0 || cfg.interval <= 0 || cfg.timeout <= 0:
+		return errors.New("-n must not be negative, -interval and -timeout must be positive")
+	}
+	return nil
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseArgs(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -91,6 +122,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "rpcctl: %v\n", err)
 		return 2
+	}
+	if cfg.stats {
+		return stats(cfg, stdout, stderr)
 	}
 	order, err := protocol.ParseByteOrder(cfg.byteOrder)
 	if err != nil {

@@ -66,6 +66,7 @@ var (
 	dRejected   = desc("rpcd_pool_rejected_total", "Blocking calls answered overloaded (queue full) or timeout (past -handler-timeout).", "slot", "code")
 	dStarts     = desc("rpcd_worker_starts_total", "Worker processes started, by cause: slot (first or after an exit), recycle, rollout.", "slot", "cause")
 	dExits      = desc("rpcd_worker_exits_total", "Worker processes ended, by cause: clean (exit 0), crash, killed (by the master).", "slot", "cause")
+	dDropped    = desc("rpcd_access_log_dropped_total", "Access log records dropped because the log's buffer was full.", "slot")
 	dMissed     = desc("rpcd_worker_heartbeat_timeouts_total", "Workers killed for sending no heartbeat within -worker-timeout.", "slot")
 	dWorkers    = desc("rpcd_workers", "Worker processes running, draining ones included.", "slot")
 	dGeneration = desc("rpcd_generation", "The serving generation: 1 at start, one more per completed reload or upgrade.")
@@ -82,7 +83,7 @@ func newCollector(src Source) *collector { return &collector{src: src} }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dRequests, dDuration, dInFlight, dOpen, dAccepted, dClosed,
-		dRead, dWritten, dQueue, dRejected, dStarts, dExits, dMissed, dWorkers, dGeneration,
+		dRead, dWritten, dQueue, dRejected, dStarts, dExits, dMissed, dDropped, dWorkers, dGeneration,
 		dReloads, dUpgrades, dReady, dBuild} {
 		ch <- d
 	}
@@ -148,6 +149,7 @@ func collectSlot(ch chan<- prometheus.Metric, methods []string, st *metrics.Slot
 		counter(dExits, s[metrics.Exits(i)], cause)
 	}
 	counter(dMissed, s[metrics.MissedBeats])
+	counter(dDropped, s[metrics.AccessDropped])
 	gauge(dInFlight, s[metrics.InFlight])
 	gauge(dOpen, s[metrics.OpenConns])
 	gauge(dQueue, s[metrics.QueueDepth])
