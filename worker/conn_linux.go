@@ -90,9 +90,9 @@ func (w *Worker) handleReadable(c *conn) {
 		return
 	}
 	if w.readPaused(c) || w.buffered > w.bufferCeiling() {
-		// Past the budget, the rest of the batch reads nothing: enforceBudget
-		// drops the biggest holders before the next wait, whose level-triggered
-		// events bring c back.
+		// Past the budget's ceiling, the rest of the batch reads nothing:
+		// enforceBudget drops the biggest holders before the next wait, whose
+		// level-triggered events bring c back.
 		return
 	}
 	buf := w.rbuf
@@ -119,8 +119,9 @@ func (w *Worker) handleReadable(c *conn) {
 
 // appendBounded appends b to buf, growing it by up to a quarter of what it
 // then holds and never past limit, so a frame's buffer is sized by the bytes
-// that arrived rather than by its advertised length. An outgrown buffer is
-// kept as a spare.
+// that arrived rather than by its advertised length; a spare buffer taken
+// instead may be larger (see spareReach). An outgrown buffer is kept as a
+// spare.
 func (w *Worker) appendBounded(buf, b []byte, limit int) []byte {
 	need := len(buf) + len(b)
 	if need <= cap(buf) {

@@ -6,8 +6,8 @@ import "math/bits"
 // an octave apart: 32, 40, 48, 56, 64, 80 KiB and so on up to maxSpare. A
 // buffer a conn no longer needs, outgrown by its half-received frame or left
 // by a completed frame or a closed conn, is kept in spareBuffers for the next
-// conn that needs one of its class, instead of becoming garbage on top of
-// the live buffers. Smaller buffers are allocated to size and left to the
+// conn that needs one of its class or somewhat smaller, instead of becoming
+// garbage on top of the live buffers. Smaller buffers are allocated to size and left to the
 // garbage collector.
 const (
 	minSpareShift = 15
