@@ -9,16 +9,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The memory budget (Config.MaxBuffer) bounds the bytes a worker holds for
-// its connections in user space: half-received frames and answers not yet
-// taken by the kernel. Each conn's share is recounted whenever it settles.
-// At pressureShare of the budget, conns at a frame boundary stop being read
-// (backpressure; a conn with a half frame may still complete it); below
-// resumeShare reading resumes. Past the budget, the conns holding the most
-// are dropped with a reset until the total is back within it.
+// The memory budget (Config.MaxBuffer) bounds the memory a worker spends on
+// its connections in user space: the capacity of half-received frames'
+// buffers and of answers not yet taken by the kernel, spare buffers kept for
+// reuse (see spare.go), and the garbage they leave, for which 1/collectorShare
+// of the budget is set aside. Each conn's share is recounted whenever it
+// settles. At pressureShare of the budget, conns at a frame boundary stop
+// being read (backpressure; a conn with a half frame may still complete it);
+// below resumeShare reading resumes. Past the ceiling (the budget less the
+// collector's share) the rest of a batch of events reads nothing, spares are
+// let go, and the conns holding the most are dropped with a reset until the
+// total is back within it.
 const (
 	pressureNum, pressureDen = 3, 4 // pressure starts at 3/4 of the budget
 	resumeNum, resumeDen     = 1, 2 // and ends at 1/2 of it
+	collectorShare           = 16   // 1/16 of the budget is left for garbage
 
 	// After the held total falls by releaseDrop from its peak, the worker
 	// hands freed heap back to the OS, at most once per releaseEvery: Go's
@@ -27,15 +32,18 @@ const (
 	releaseEvery = 2 * time.Second
 )
 
-// heapHeadroom is what a worker's process needs beyond its memory budget:
-// the runtime, the shared buffers, the offload pool and idle connections.
-const heapHeadroom = 16 << 20
+// heapHeadroom is what a worker's process holds beyond its memory budget
+// under a hostile burst: the runtime, the loop's shared buffers and the
+// conns' own structs. An idle worker holds about 1.2 MiB of anonymous
+// memory (/proc/PID/smaps_rollup).
+const heapHeadroom = 2 << 20
 
 // HeapLimit is the soft memory limit (debug.SetMemoryLimit) that suits a
 // process running one worker with memory budget maxBuffer (0: the default).
-// Under it the garbage collector runs before the buffers a burst of hostile
-// connections left behind double the heap; buffers are reallocated as
-// frames grow, so garbage comes quickly under such a burst.
+// Under it the garbage collector runs before garbage takes the process past
+// its budget, so a burst of hostile connections costs at most the budget
+// over the idle worker. Ordinary traffic holds far less than the limit, and
+// the collector's pace (GOGC) is then its own.
 func HeapLimit(maxBuffer int) int64 {
 	if maxBuffer == 0 {
 		maxBuffer = DefaultMaxBuffer
@@ -81,7 +89,7 @@ func (w *Worker) forget(c *conn) {
 // while the total exceeds the budget, ends the pressure once the total is low
 // again, and brings every conn's read interest in line with the pressure.
 func (w *Worker) enforceBudget() {
-	for w.buffered > w.cfg.MaxBuffer {
+	for w.buffered > w.bufferCeiling() {
 		c := w.biggestHolder()
 		if c == nil {
 			break
@@ -89,6 +97,7 @@ func (w *Worker) enforceBudget() {
 		w.dropConn(c, memoryBudget)
 		w.stats.dropped.Add(1)
 	}
+	w.spare.trim(max(w.bufferCeiling()-w.buffered, 0))
 	if w.pressed && w.buffered*resumeDen <= w.cfg.MaxBuffer*resumeNum {
 		w.pressed = false
 	}
@@ -110,6 +119,20 @@ func (w *Worker) enforceBudget() {
 	}
 }
 
+// recycle keeps b, a buffer no conn uses any more, as a spare if the spares
+// stay within the budget; enforceBudget trims them to what the conns leave.
+func (w *Worker) recycle(b []byte) {
+	if w.spare.bytes+cap(b) <= w.bufferCeiling() {
+		w.spare.put(b)
+	}
+}
+
+// bufferCeiling is what conns and spares may hold together: the budget less
+// the collector's share.
+func (w *Worker) bufferCeiling() int {
+	return w.cfg.MaxBuffer - w.cfg.MaxBuffer/collectorShare
+}
+
 // biggestHolder returns the conn holding the most bytes, nil if none holds any.
 func (w *Worker) biggestHolder() *conn {
 	var big *conn
@@ -121,12 +144,17 @@ func (w *Worker) biggestHolder() *conn {
 	return big
 }
 
-// releaseMemory returns freed heap to the OS after the held total fell far
-// from its peak, rate-limited: it forces a garbage collection.
+// releaseMemory runs at each sweep. With nothing held it lets the spares go;
+// after the held total fell far from its peak it lets them go and returns
+// freed heap to the OS, rate-limited, forcing a garbage collection.
 func (w *Worker) releaseMemory() {
+	if w.buffered == 0 {
+		w.spare.trim(0)
+	}
 	if w.peak-w.buffered < releaseDrop || w.lastRelease != 0 && w.since(w.lastRelease) < releaseEvery {
 		return
 	}
+	w.spare.trim(0)
 	w.peak = w.buffered
 	w.lastRelease = w.now
 	debug.FreeOSMemory()

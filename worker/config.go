@@ -18,8 +18,8 @@ const (
 	DefaultMaxPending     = 4 << 20
 	DefaultQueueSize      = 1024
 	DefaultHandlerTimeout = 10 * time.Second
-	// DefaultMaxBuffer holds 64 frames of the default MaxFrame half received,
-	// or 16 non-reading clients at the default MaxPending, while a worker
+	// DefaultMaxBuffer holds 60 frames of the default MaxFrame half received,
+	// or 15 non-reading clients at the default MaxPending, while a worker
 	// serving ordinary traffic holds almost nothing: whole frames are
 	// answered from the shared read buffer.
 	DefaultMaxBuffer = 64 << 20
@@ -61,7 +61,8 @@ type Config struct {
 	// it. Default DefaultMaxConns().
 	MaxConns int
 	// MaxBuffer is the memory budget: the bytes of half-received frames and
-	// unsent answers the worker holds for all its connections. Near it reading
+	// unsent answers the worker holds for all its connections, with the
+	// buffers it keeps for reuse and 1/16 left for garbage. Near it reading
 	// pauses; past it the connections holding the most are dropped. Default
 	// DefaultMaxBuffer.
 	MaxBuffer int

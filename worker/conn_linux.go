@@ -91,7 +91,10 @@ func (w *Worker) handleReadable(c *conn) {
 		w.discardInput(c)
 		return
 	}
-	if w.readPaused(c) {
+	if w.readPaused(c) || w.buffered > w.bufferCeiling() {
+		// Past the budget's ceiling, the rest of the batch reads nothing:
+		// enforceBudget drops the biggest holders before the next wait, whose
+		// level-triggered events bring c back.
 		return
 	}
 	buf := w.rbuf
@@ -108,7 +111,7 @@ func (w *Worker) handleReadable(c *conn) {
 		return
 	case n == 0:
 		c.flags |= peerEOF
-		c.in, c.partialAt = nil, 0
+		w.dropInput(c)
 		return
 	}
 	c.active = w.now
@@ -117,16 +120,18 @@ func (w *Worker) handleReadable(c *conn) {
 	w.keep(c, w.assemble(c, buf[:n]))
 }
 
-// appendBounded appends b to buf, growing it by a quarter of what it then
-// holds and never past limit, so a frame's buffer is sized by the bytes that
-// arrived rather than by its advertised length.
-func appendBounded(buf, b []byte, limit int) []byte {
+// appendBounded appends b to buf, growing it by up to a quarter of what it
+// then holds and never past limit, so a frame's buffer is sized by the bytes
+// that arrived rather than by its advertised length; a spare buffer taken
+// instead may be larger (see spareReach). An outgrown buffer is kept as a
+// spare.
+func (w *Worker) appendBounded(buf, b []byte, limit int) []byte {
 	need := len(buf) + len(b)
 	if need <= cap(buf) {
 		return append(buf, b...)
 	}
-	grown := make([]byte, len(buf), min(need+need/4, max(limit, need)))
-	copy(grown, buf)
+	grown := append(w.spare.get(need, min(need+need/4, max(limit, need))), buf...)
+	w.recycle(buf)
 	return append(grown, b...)
 }
 
@@ -139,9 +144,16 @@ func (w *Worker) keep(c *conn, rest []byte) {
 	}
 	c.in, c.partialAt = nil, 0
 	if len(rest) > 0 {
-		c.in = append([]byte(nil), rest...)
+		c.in = append(w.spare.get(len(rest), len(rest)+len(rest)/4), rest...)
 		c.partialAt = w.now
 	}
+}
+
+// dropInput lets go of c's input buffer, keeping it as a spare. c.in must
+// start at its buffer's start.
+func (w *Worker) dropInput(c *conn) {
+	w.recycle(c.in)
+	c.in, c.partialAt = nil, 0
 }
 
 // discardInput reads and drops what a lingering conn sends; its end of stream or
@@ -290,7 +302,9 @@ func (w *Worker) resumeInput(c *conn) {
 	for len(c.in) > 0 && !w.holdInput(c) {
 		before, buf := len(c.in), c.in
 		w.assemble(c, nil)
-		c.in = buf[:copy(buf, c.in)]
+		if c.in != nil { // else assemble let go of buf
+			c.in = buf[:copy(buf, c.in)]
+		}
 		w.flushOut()
 		w.updatePause(c)
 		if len(c.in) == before {
@@ -299,7 +313,7 @@ func (w *Worker) resumeInput(c *conn) {
 	}
 	switch {
 	case len(c.in) == 0:
-		c.in, c.partialAt = nil, 0
+		w.dropInput(c)
 	case len(c.in) != held:
 		c.partialAt = w.now
 	}
@@ -356,7 +370,7 @@ func (w *Worker) startLinger(c *conn) {
 	}
 	c.flags |= lingering
 	c.active = w.now
-	c.in, c.partialAt = nil, 0
+	w.dropInput(c)
 }
 
 // updateInterest registers the events c waits for: readable unless reading is
@@ -393,10 +407,11 @@ func (w *Worker) closeConn(c *conn, why string) {
 	}
 	w.forget(c)
 	w.countClose(c, why)
+	w.dropInput(c)
 	_ = unix.Close(int(c.fd))
 	w.conns[c.fd] = nil
 	c.flags = closed
-	c.in, c.out = nil, nil
+	c.out = nil
 	w.stats.open.Add(-1)
 	if w.atConnLimit {
 		w.resumeAccept()

@@ -20,6 +20,7 @@ var errOverloaded = &protocol.Error{Code: protocol.CodeOverloaded, Message: "off
 // bad length prefix is answered before any of its body is stored. Frames that
 // lie whole in data are dispatched where they lie, uncopied.
 func (w *Worker) assemble(c *conn, data []byte) []byte {
+	resliced := false // c.in no longer starts at its buffer's start
 	for !w.holdInput(c) {
 		if len(c.in) == 0 {
 			n, err := w.nextFrame(c, data)
@@ -37,8 +38,10 @@ func (w *Worker) assemble(c *conn, data []byte) []byte {
 		switch {
 		case err != nil:
 			return nil
+		case n > 0 && n == len(c.in) && !resliced:
+			w.dropInput(c)
 		case n > 0:
-			c.in = c.in[n:]
+			c.in, resliced = c.in[n:], true
 		case len(data) == 0:
 			return data
 		}
@@ -68,7 +71,7 @@ func (w *Worker) nextFrame(c *conn, buf []byte) (int, error) {
 func (w *Worker) extendPartial(c *conn, data []byte) []byte {
 	order := w.cfg.ByteOrder
 	take := min(protocol.Missing(c.in, order), len(data))
-	c.in = appendBounded(c.in, data[:take], protocol.FrameSize(c.in, order))
+	c.in = w.appendBounded(c.in, data[:take], protocol.FrameSize(c.in, order))
 	return data[take:]
 }
 

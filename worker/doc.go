@@ -39,10 +39,11 @@
 //
 // At Config.MaxConns open connections the worker stops accepting, leaving new
 // ones in the listener's queue, until one closes. Config.MaxBuffer bounds
-// the bytes held for all connections, half-received frames and unsent
-// answers: near it, connections at a frame boundary are not read; past it,
-// those holding the most are dropped. A drop for the budget or for
-// WriteTimeout resets the connection and is logged at info, rate-limited.
+// the memory held for all connections, half-received frames and unsent
+// answers, with the buffers kept for reuse and a share left for garbage:
+// near it, connections at a frame boundary are not read; past it, those
+// holding the most are dropped. A drop for the budget or for WriteTimeout
+// resets the connection and is logged at info, rate-limited.
 //
 // # Shutdown
 //

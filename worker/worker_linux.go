@@ -75,6 +75,7 @@ type Worker struct {
 	pressed      bool // buffered neared the budget: read no new frames
 	budgetPaused bool // conns' read interest reflects pressed
 	lastRelease  int64
+	spare        spareBuffers // freed input buffers kept for reuse
 	drops        dropLog
 	meter        meterState
 }
