@@ -3,10 +3,13 @@ package deploy
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rpcd/rpcd/internal/waitfor"
 )
 
 // freePortRange finds n consecutive ports free on 127.0.0.1.
@@ -38,7 +41,8 @@ func freePortRange(t *testing.T, n int) int {
 }
 
 // TestComposeReplicas brings up deploy/compose/docker-compose.yml and
-// spreads calls over the replicas' published ports; every replica answers.
+// spreads calls over the replicas' published ports; every replica answers,
+// and every replica's published metrics port answers /readyz.
 func TestComposeReplicas(t *testing.T) {
 	t.Parallel()
 	image := testImage(t)
@@ -47,9 +51,14 @@ func TestComposeReplicas(t *testing.T) {
 		t.Skip("install docker-compose (or the compose plugin) to run the Compose test")
 	}
 	const replicas = 3
-	base := freePortRange(t, replicas)
+	base := freePortRange(t, 2*replicas)
+	metricsBase := base + replicas
 	project := "rpcdtest" + randomSuffix()
-	env := []string{"RPCD_IMAGE=" + image, fmt.Sprintf("RPCD_PORTS=%d-%d", base, base+replicas-1)}
+	env := []string{
+		"RPCD_IMAGE=" + image,
+		fmt.Sprintf("RPCD_PORTS=%d-%d", base, base+replicas-1),
+		fmt.Sprintf("RPCD_METRICS_PORTS=%d-%d", metricsBase, metricsBase+replicas-1),
+	}
 	compose := func(args ...string) (string, error) {
 		return tryRun(env, tool[0], append(append(tool[1:], "-p", project, "-f", "compose/docker-compose.yml"), args...)...)
 	}
@@ -69,13 +78,11 @@ func TestComposeReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ports := map[string]bool{}
+	ports, metrics := map[string]bool{}, map[string]bool{}
 	for _, id := range strings.Fields(ids) {
-		for _, line := range strings.Split(run(t, "docker", "port", id, "8080/tcp"), "\n") {
-			if strings.HasPrefix(line, "127.0.0.1:") {
-				ports[line] = true
-			}
-		}
+		c := &container{t: t, id: id}
+		ports[c.published(8080)] = true
+		metrics[c.published(metricsPortInImage)] = true
 	}
 	if len(ports) != replicas {
 		t.Fatalf("%d replicas published on %d distinct 127.0.0.1 ports %v, want %d", len(strings.Fields(ids)), len(ports), ports, replicas)
@@ -95,6 +102,16 @@ func TestComposeReplicas(t *testing.T) {
 		if answered[addr] == 0 {
 			t.Errorf("replica on %s answered no call", addr)
 		}
+	}
+	if len(metrics) != replicas {
+		t.Fatalf("metrics published on %d distinct 127.0.0.1 ports %v, want %d", len(metrics), metrics, replicas)
+	}
+	for addr := range metrics {
+		// A replica serves once its first worker is ready, /readyz once all are.
+		waitfor.Until(t, 30*time.Second, addr+"/readyz answering 200", func() bool {
+			code, _, err := httpGet("http://" + addr + "/readyz")
+			return err == nil && code == http.StatusOK
+		})
 	}
 	t.Logf("answers per replica: %v", answered)
 }

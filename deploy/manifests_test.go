@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -40,12 +42,31 @@ func shutdownTimeout(t *testing.T, flags map[string]string) time.Duration {
 // listenPort is the port of the -listen in flags.
 func listenPort(t *testing.T, where string, flags map[string]string) int {
 	t.Helper()
-	_, port, err := net.SplitHostPort(flags["listen"])
+	return flagPort(t, where, flags, "listen")
+}
+
+// metricsPort is the port of the -metrics-listen in flags.
+func metricsPort(t *testing.T, where string, flags map[string]string) int {
+	t.Helper()
+	return flagPort(t, where, flags, "metrics-listen")
+}
+
+// flagPort is the port of the host:port flag name in flags.
+func flagPort(t *testing.T, where string, flags map[string]string, name string) int {
+	t.Helper()
+	_, port, err := net.SplitHostPort(flags[name])
 	n, _ := strconv.Atoi(port)
 	if err != nil || n == 0 {
-		t.Fatalf("%s: no usable -listen in %v", where, flags)
+		t.Fatalf("%s: no usable -%s in %v", where, name, flags)
 	}
 	return n
+}
+
+// imageFlags are the flags of deploy/Dockerfile's ENTRYPOINT.
+func imageFlags(t *testing.T) map[string]string {
+	t.Helper()
+	entry := execForm(t, "ENTRYPOINT", dockerfile(t, "Dockerfile")["ENTRYPOINT"])
+	return parseFlags(t, "ENTRYPOINT", entry[1:])
 }
 
 func TestDefaultShutdownTimeout(t *testing.T) {
@@ -109,8 +130,9 @@ func TestDockerfiles(t *testing.T) {
 	entry := execForm(t, "ENTRYPOINT", plain["ENTRYPOINT"])
 	flags := parseFlags(t, "ENTRYPOINT", entry[1:])
 	checkArgsAccepted(t, "ENTRYPOINT", entry[1:])
-	if port := listenPort(t, "ENTRYPOINT", flags); plain["EXPOSE"] != strconv.Itoa(port) {
-		t.Errorf("EXPOSE %s but -listen port %d", plain["EXPOSE"], port)
+	port, metrics := listenPort(t, "ENTRYPOINT", flags), metricsPort(t, "ENTRYPOINT", flags)
+	if want := fmt.Sprintf("%d %d", port, metrics); plain["EXPOSE"] != want {
+		t.Errorf("EXPOSE %s, want the -listen and -metrics-listen ports %s", plain["EXPOSE"], want)
 	}
 
 	opts, cmd, _ := strings.Cut(plain["HEALTHCHECK"], "CMD ")
@@ -148,8 +170,11 @@ func optionDuration(t *testing.T, opts, name string) time.Duration {
 // k8sObject is the part of a Kubernetes object the tests read.
 type k8sObject struct {
 	Kind     string
-	Metadata struct{ Name string }
-	Spec     struct {
+	Metadata struct {
+		Name   string
+		Labels map[string]string
+	}
+	Spec struct {
 		Selector yaml.Node
 		Ports    []struct {
 			Name       string
@@ -157,9 +182,10 @@ type k8sObject struct {
 			TargetPort yaml.Node `yaml:"targetPort"`
 		}
 		Template struct {
-			Metadata struct{ Labels map[string]string }
+			Metadata struct{ Labels, Annotations map[string]string }
 			Spec     podSpec
 		}
+		Endpoints []struct{ Port, Path string } // of a ServiceMonitor
 	}
 }
 
@@ -188,9 +214,13 @@ type podSpec struct {
 }
 
 type probe struct {
-	Exec           *struct{ Command []string }
-	TCPSocket      *struct{ Port yaml.Node } `yaml:"tcpSocket"`
-	TimeoutSeconds int                       `yaml:"timeoutSeconds"`
+	Exec      *struct{ Command []string }
+	TCPSocket *struct{ Port yaml.Node } `yaml:"tcpSocket"`
+	HTTPGet   *struct {
+		Path string
+		Port yaml.Node
+	} `yaml:"httpGet"`
+	TimeoutSeconds int `yaml:"timeoutSeconds"`
 }
 
 // readK8s decodes every document of every manifest in deploy/k8s.
@@ -219,19 +249,38 @@ func readK8s(t *testing.T) []k8sObject {
 	return objs
 }
 
-func TestKubernetesManifests(t *testing.T) {
-	var deploy, svc *k8sObject
+// k8sManifests are the objects of deploy/k8s the tests check.
+type k8sManifests struct {
+	deploy, svc, monitor *k8sObject
+	services             []k8sObject // every Service, headless included
+}
+
+// readManifests finds the rpcd Deployment, Service and ServiceMonitor.
+func readManifests(t *testing.T) k8sManifests {
+	t.Helper()
+	var m k8sManifests
 	for _, obj := range readK8s(t) {
 		switch obj.Kind {
 		case "Deployment":
-			deploy = &obj
+			m.deploy = &obj
 		case "Service":
-			svc = &obj
+			m.services = append(m.services, obj)
+			if obj.Metadata.Name == "rpcd" {
+				m.svc = &obj
+			}
+		case "ServiceMonitor":
+			m.monitor = &obj
 		}
 	}
-	if deploy == nil || svc == nil {
-		t.Fatal("want a Deployment and a Service in deploy/k8s")
+	if m.deploy == nil || m.svc == nil || m.monitor == nil {
+		t.Fatal("want a Deployment, a Service named rpcd and a ServiceMonitor in deploy/k8s")
 	}
+	return m
+}
+
+func TestKubernetesManifests(t *testing.T) {
+	m := readManifests(t)
+	deploy, svc := m.deploy, m.svc
 	pod := deploy.Spec.Template.Spec
 	if len(pod.Containers) != 1 {
 		t.Fatalf("want one container, got %d", len(pod.Containers))
@@ -242,12 +291,17 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	flags := parseFlags(t, "args", ctr.Args)
 	checkArgsAccepted(t, "args", ctr.Args)
-	port := listenPort(t, "args", flags)
-	if len(ctr.Ports) != 1 || ctr.Ports[0].ContainerPort != port {
-		t.Errorf("container ports %+v, want the -listen port %d", ctr.Ports, port)
+	port, metrics := listenPort(t, "args", flags), metricsPort(t, "args", flags)
+	ports := map[string]int{}
+	for _, p := range ctr.Ports {
+		ports[p.Name] = p.ContainerPort
 	}
-	checkProbe(t, "readinessProbe", ctr.ReadinessProbe, flags["listen"])
-	checkLiveness(t, ctr.LivenessProbe, ctr.Ports[0].Name, port)
+	if want := map[string]int{"rpc": port, "metrics": metrics}; !maps.Equal(ports, want) {
+		t.Fatalf("container ports %v, want the -listen and -metrics-listen ports %v", ports, want)
+	}
+	checkReadiness(t, ctr.ReadinessProbe, "metrics", metrics)
+	checkLiveness(t, ctr.LivenessProbe, "rpc", port)
+	checkScrapeAnnotations(t, deploy.Spec.Template.Metadata.Annotations, metrics)
 	preStop := time.Duration(ctr.Lifecycle.PreStop.Sleep.Seconds) * time.Second
 	grace := time.Duration(pod.TerminationGracePeriodSeconds) * time.Second
 	if preStop <= 0 {
@@ -259,36 +313,23 @@ func TestKubernetesManifests(t *testing.T) {
 	if sc := pod.SecurityContext; !sc.RunAsNonRoot || sc.RunAsUser != 65534 {
 		t.Errorf("pod securityContext %+v, want runAsNonRoot and runAsUser 65534", sc)
 	}
-	checkService(t, svc, deploy.Spec.Template.Metadata.Labels, ctr.Ports[0].Name, port)
+	checkService(t, svc, deploy.Spec.Template.Metadata.Labels, ports)
+	checkServiceMonitor(t, m.monitor, svc, m.services, ports["metrics"])
 }
 
-// checkProbe wants an exec probe running rpcd -check on the server's address
-// that gives -check its time.
-func checkProbe(t *testing.T, name string, p *probe, listen string) {
+// checkReadiness wants an HTTP probe of the master's /readyz on the metrics
+// port.
+func checkReadiness(t *testing.T, p *probe, portName string, port int) {
 	t.Helper()
-	if p == nil {
-		t.Errorf("no %s", name)
+	if p == nil || p.HTTPGet == nil {
+		t.Error("readinessProbe must be an httpGet of /readyz")
 		return
 	}
-	if p.Exec == nil {
-		t.Errorf("%s is not an exec probe", name)
-		return
+	if p.HTTPGet.Path != "/readyz" {
+		t.Errorf("readinessProbe path %q, want /readyz", p.HTTPGet.Path)
 	}
-	cmd := p.Exec.Command
-	if len(cmd) < 2 || cmd[0] != "/rpcd" || !slices.Contains(cmd, "-check") {
-		t.Errorf("%s runs %q, want /rpcd -check", name, cmd)
-		return
-	}
-	flags := parseFlags(t, name, cmd[1:])
-	if flags["listen"] != listen {
-		t.Errorf("%s checks -listen=%s, the server listens on %s", name, flags["listen"], listen)
-	}
-	timeout := 2 * time.Second
-	if v, ok := flags["check-timeout"]; ok {
-		timeout, _ = time.ParseDuration(v)
-	}
-	if time.Duration(p.TimeoutSeconds)*time.Second <= timeout {
-		t.Errorf("%s timeoutSeconds %d leaves -check's %v no room", name, p.TimeoutSeconds, timeout)
+	if target := p.HTTPGet.Port.Value; target != portName && target != strconv.Itoa(port) {
+		t.Errorf("readinessProbe port %s, want %s or %d", target, portName, port)
 	}
 }
 
@@ -306,8 +347,25 @@ func checkLiveness(t *testing.T, p *probe, portName string, port int) {
 	}
 }
 
-// checkService wants the Service to select the pods and target their port.
-func checkService(t *testing.T, svc *k8sObject, labels map[string]string, portName string, port int) {
+// checkScrapeAnnotations wants the pod template to ask for a scrape of
+// /metrics on the metrics port.
+func checkScrapeAnnotations(t *testing.T, annotations map[string]string, port int) {
+	t.Helper()
+	want := map[string]string{
+		"prometheus.io/scrape": "true",
+		"prometheus.io/port":   strconv.Itoa(port),
+		"prometheus.io/path":   "/metrics",
+	}
+	for k, v := range want {
+		if annotations[k] != v {
+			t.Errorf("pod annotation %s=%q, want %q", k, annotations[k], v)
+		}
+	}
+}
+
+// checkService wants the Service to select the pods and to have one port
+// per container port, named as it and targeting it, rpc first.
+func checkService(t *testing.T, svc *k8sObject, labels map[string]string, ports map[string]int) {
 	t.Helper()
 	var selector map[string]string
 	if err := svc.Spec.Selector.Decode(&selector); err != nil || len(selector) == 0 {
@@ -318,11 +376,58 @@ func checkService(t *testing.T, svc *k8sObject, labels map[string]string, portNa
 			t.Errorf("Service selects %s=%s, the pods have %q", k, v, labels[k])
 		}
 	}
-	if len(svc.Spec.Ports) != 1 {
-		t.Fatalf("want one Service port, got %d", len(svc.Spec.Ports))
+	if len(svc.Spec.Ports) != len(ports) || svc.Spec.Ports[0].Name != "rpc" {
+		t.Fatalf("Service ports %+v, want %v with rpc first", svc.Spec.Ports, ports)
 	}
-	if target := svc.Spec.Ports[0].TargetPort.Value; target != portName && target != strconv.Itoa(port) {
-		t.Errorf("Service targetPort %s, want %s or %d", target, portName, port)
+	for _, p := range svc.Spec.Ports {
+		port, ok := ports[p.Name]
+		if !ok {
+			t.Errorf("Service port %s names no container port", p.Name)
+			continue
+		}
+		if target := p.TargetPort.Value; target != p.Name && target != strconv.Itoa(port) {
+			t.Errorf("Service port %s targets %s, want %s or %d", p.Name, target, p.Name, port)
+		}
+	}
+}
+
+// checkServiceMonitor wants the ServiceMonitor to scrape /metrics through
+// the Service's metrics port, and through no other Service's, so that each
+// pod is scraped once.
+func checkServiceMonitor(t *testing.T, monitor, svc *k8sObject, services []k8sObject, port int) {
+	t.Helper()
+	var selector struct {
+		MatchLabels map[string]string `yaml:"matchLabels"`
+	}
+	if err := monitor.Spec.Selector.Decode(&selector); err != nil || len(selector.MatchLabels) == 0 {
+		t.Fatalf("ServiceMonitor selector: want matchLabels (%v)", err)
+	}
+	if len(monitor.Spec.Endpoints) != 1 {
+		t.Fatalf("ServiceMonitor endpoints %+v, want one", monitor.Spec.Endpoints)
+	}
+	ep := monitor.Spec.Endpoints[0]
+	if ep.Path != "/metrics" {
+		t.Errorf("ServiceMonitor path %q, want /metrics", ep.Path)
+	}
+	var scraped []string
+	for _, s := range services {
+		selected := true
+		for k, v := range selector.MatchLabels {
+			selected = selected && s.Metadata.Labels[k] == v
+		}
+		for _, p := range s.Spec.Ports {
+			if selected && p.Name == ep.Port {
+				scraped = append(scraped, s.Metadata.Name)
+			}
+		}
+	}
+	if !slices.Equal(scraped, []string{svc.Metadata.Name}) {
+		t.Errorf("ServiceMonitor scrapes port %q of Services %q, want only %s's", ep.Port, scraped, svc.Metadata.Name)
+	}
+	for _, p := range svc.Spec.Ports {
+		if p.Name == ep.Port && p.TargetPort.Value != "metrics" && p.TargetPort.Value != strconv.Itoa(port) {
+			t.Errorf("ServiceMonitor scrapes Service port %s, which targets %s, not the metrics port %d", p.Name, p.TargetPort.Value, port)
+		}
 	}
 }
 
@@ -364,7 +469,7 @@ func TestComposeFiles(t *testing.T) {
 			if tt.pending != "" && !knownFlags(t)[tt.pending] {
 				t.Skipf("rpcd has no -%s flag yet", tt.pending)
 			}
-			checkComposeService(t, svc)
+			checkComposeService(t, svc, imageFlags(t))
 			if scale, _ := raw.Services["rpcd"]["scale"].(int); tt.wantScaled && scale < 2 {
 				t.Errorf("rpcd has scale %d, want several replicas", scale)
 			}
@@ -373,19 +478,32 @@ func TestComposeFiles(t *testing.T) {
 	}
 }
 
-// checkComposeService wants the rpcd image's flags valid, its port published
-// on 127.0.0.1 and mapped to 8080, and a grace period above the drain.
-func checkComposeService(t *testing.T, svc composeService) {
+// checkComposeService wants the rpcd image's flags valid, its RPC and
+// metrics ports, as the image's entrypoint and the command set them, both
+// published on 127.0.0.1 and nothing else published, and a grace period
+// above the drain.
+func checkComposeService(t *testing.T, svc composeService, image map[string]string) {
 	t.Helper()
 	if !strings.Contains(svc.Image, "rpcd") {
 		t.Errorf("image %q is not rpcd", svc.Image)
 	}
 	flags := parseFlags(t, "command", svc.Command)
 	checkArgsAccepted(t, "command", svc.Command)
+	served := maps.Clone(image)
+	maps.Copy(served, flags) // a later flag wins
+	want := []string{
+		":" + strconv.Itoa(listenPort(t, "image and command", served)),
+		":" + strconv.Itoa(metricsPort(t, "image and command", served)),
+	}
+	var published []string
 	for _, p := range svc.Ports {
-		if !strings.HasPrefix(p, "127.0.0.1:") || !strings.HasSuffix(p, ":8080") {
-			t.Errorf("port %q: publish the image's 8080 on 127.0.0.1", p)
+		if !strings.HasPrefix(p, "127.0.0.1:") {
+			t.Errorf("port %q: publish on 127.0.0.1 only", p)
 		}
+		published = append(published, p[strings.LastIndex(p, ":"):])
+	}
+	if !slices.Equal(published, want) {
+		t.Errorf("ports %q publish container ports %q, want the -listen and -metrics-listen ports %q", svc.Ports, published, want)
 	}
 	grace, err := time.ParseDuration(svc.StopGracePeriod)
 	if err != nil || grace <= shutdownTimeout(t, flags) {
@@ -466,6 +584,10 @@ func TestSystemdUnit(t *testing.T) {
 	}
 	flags := parseFlags(t, "ExecStart", start[1:])
 	checkArgsAccepted(t, "ExecStart", start[1:])
+	// The unit opens no firewall: the metrics stay on the loopback interface.
+	if host, _, err := net.SplitHostPort(flags["metrics-listen"]); err != nil || !net.ParseIP(host).IsLoopback() {
+		t.Errorf("ExecStart -metrics-listen=%q, want a loopback host:port", flags["metrics-listen"])
+	}
 	stop, err := strconv.Atoi(strings.Join(unit["Service.TimeoutStopSec"], ""))
 	if drain := shutdownTimeout(t, flags); err != nil || time.Duration(stop)*time.Second <= drain {
 		t.Errorf("TimeoutStopSec %q is not above -shutdown-timeout %v", unit["Service.TimeoutStopSec"], drain)
