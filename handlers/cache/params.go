@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/rpcd/rpcd/protocol"
@@ -126,7 +127,7 @@ func (p *params) extra(allowed string) string {
 		{`"ttl"`, p.hasTTL}, {`"by"`, p.hasBy}, {`"items"`, p.items != nil},
 	}
 	for _, m := range present {
-		if m.set && !bytes.Contains([]byte(allowed), []byte(m.name)) {
+		if m.set && !strings.Contains(allowed, m.name) {
 			return m.name
 		}
 	}
