@@ -75,7 +75,7 @@ func Dial(ctx context.Context, opt Options) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial redis: %w", err)
 	}
-	c := &Conn{nc: nc, timeout: opt.IOTimeout, in: make([]byte, 4096)}
+	c := &Conn{nc: nc, timeout: opt.IOTimeout, in: make([]byte, initialBuffer)}
 	n := 0
 	if opt.Password != "" {
 		c.Begin(2)
@@ -163,6 +163,9 @@ func (c *Conn) Flush(ctx context.Context) error {
 	if c.err != nil {
 		return c.err
 	}
+	if len(c.out) == 0 {
+		return nil
+	}
 	c.deadline = time.Now().Add(c.timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(c.deadline) {
 		c.deadline = d
@@ -178,8 +181,29 @@ func (c *Conn) Flush(ctx context.Context) error {
 	return nil
 }
 
-// Discard drops the commands queued since the last Flush.
-func (c *Conn) Discard() { c.out = c.out[:0] }
+// maxKeptBuffer bounds the buffers a connection keeps between exchanges, so
+// one large value does not pin its memory for the connection's life.
+const (
+	initialBuffer = 4096
+	maxKeptBuffer = 1 << 20
+)
+
+// Discard drops the commands queued since the last Flush and shrinks buffers
+// that one large exchange grew. Bytes received and not parsed break the
+// connection: they answer nothing that was asked.
+func (c *Conn) Discard() {
+	c.out = c.out[:0]
+	if cap(c.out) > maxKeptBuffer {
+		c.out = nil
+	}
+	if c.start != c.end {
+		c.fail(fmt.Errorf("redis sent more than was asked: %w", ErrProtocol))
+	}
+	c.start, c.end = 0, 0
+	if len(c.in) > maxKeptBuffer {
+		c.in = make([]byte, initialBuffer)
+	}
+}
 
 func (c *Conn) fail(err error) error {
 	if c.err == nil {
@@ -260,20 +284,13 @@ func parseInt(b []byte) (int64, bool) {
 		}
 		n = n*10 + uint64(d-'0')
 	}
-	if n > 1<<63-1+uint64(boolInt(neg)) {
-		return 0, false
+	switch {
+	case neg && n <= 1<<63:
+		return int64(-n), true // -(1<<63) wraps to itself
+	case !neg && n < 1<<63:
+		return int64(n), true
 	}
-	if neg {
-		return -int64(n), true
-	}
-	return int64(n), true
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
+	return 0, false
 }
 
 // line returns the next line without its CRLF, reading as needed.
