@@ -14,22 +14,26 @@ import (
 // A cache load is one row of the cache table: rpcd's cache methods through
 // rpcbench, or redis-benchmark straight against the same redis-server.
 type cacheLoad struct {
-	name  string
-	rpcd  bool   // through rpcd (else redis-benchmark)
-	in    string // rpcd's method
-	param string
-	test  string // redis-benchmark's -t
-	pipe  int    // redis-benchmark's -P
+	name      string
+	rpcd      bool   // through rpcd (else redis-benchmark)
+	oneWorker bool   // through the rpcd with one worker
+	in        string // rpcd's method
+	param     string
+	test      string // redis-benchmark's -t
+	pipe      int    // redis-benchmark's -P
 }
 
 // cacheLoads: one key each, as redis-benchmark without -r uses; rpcd's value
 // is the JSON string "xxx", redis-benchmark's the 3 bytes xxx. Each SET runs
 // before its GET, so GET finds the key. Ping through the same rpcd is the
-// yardstick for rpcd's CPU per call.
+// yardstick for rpcd's CPU per call. The rpcd-1w rows run the same binary
+// with one worker, whose batches are twice as large.
 var cacheLoads = []cacheLoad{
 	{name: "rpcd ping", rpcd: true, in: "ping", param: `"ireader 0"`},
 	{name: "rpcd cache.set", rpcd: true, in: "cache.set", param: `{"key":"rpcd:key","value":"xxx"}`},
 	{name: "rpcd cache.get", rpcd: true, in: "cache.get", param: `{"key":"rpcd:key"}`},
+	{name: "rpcd-1w ping", rpcd: true, oneWorker: true, in: "ping", param: `"ireader 0"`},
+	{name: "rpcd-1w cache.get", rpcd: true, oneWorker: true, in: "cache.get", param: `{"key":"rpcd:key"}`},
 	{name: "redis-benchmark SET -P 1", test: "set", pipe: 1},
 	{name: "redis-benchmark GET -P 1", test: "get", pipe: 1},
 	{name: "redis-benchmark SET -P 16", test: "set", pipe: 16},
@@ -42,8 +46,9 @@ type cacheRun struct {
 	rps, rpcdCPU, redisCPU, p50 float64
 }
 
-// measureCache starts a redis-server and an rpcd in front of it, and runs
-// every cache load in turn, round by round.
+// measureCache starts a redis-server and two rpcds in front of it, one with
+// -workers and one with a single worker, and runs every cache load in turn,
+// round by round.
 func measureCache(ctx context.Context, o options, bins binaries, work string, res *results) error {
 	redis, err := startServer(ctx, o, bins, work, "redis")
 	if err != nil {
@@ -56,6 +61,11 @@ func measureCache(ctx context.Context, o options, bins binaries, work string, re
 		return err
 	}
 	defer rpcd.stop()
+	rpcd1w, err := startServer(ctx, o, bins, work, "rpcd-1w-cache")
+	if err != nil {
+		return err
+	}
+	defer rpcd1w.stop()
 	for rep := 1; rep <= o.repeat; rep++ {
 		for _, l := range cacheLoads {
 			if err := ctx.Err(); err != nil {
@@ -67,9 +77,12 @@ func measureCache(ctx context.Context, o options, bins binaries, work string, re
 			}
 			var r cacheRun
 			var n float64
-			if l.rpcd {
+			switch {
+			case l.rpcd && l.oneWorker:
+				r, n, err = rpcdCacheLoad(ctx, o, bins, rpcd1w, l)
+			case l.rpcd:
 				r, n, err = rpcdCacheLoad(ctx, o, bins, rpcd, l)
-			} else {
+			default:
 				r, n, err = redisBenchmark(ctx, o, redis, l)
 			}
 			if err != nil {

@@ -5,6 +5,7 @@ import (
 	"image/color"
 	"os"
 	"slices"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -44,11 +45,13 @@ func cacheNames() []string {
 	return names
 }
 
-// panel is one bar chart of the figure: one bar per server.
+// panel is one bar chart of the figure: one bar per server. trim is cut
+// from the front of each bar's name, a prefix the title already says.
 type panel struct {
 	title  string
 	values map[string]float64
 	format string
+	trim   string
 }
 
 // writeChart draws one panel per depth for CPU per request and for throughput,
@@ -62,22 +65,28 @@ func writeChart(r *results, path string) error {
 			cpu[name], rps[name] = s.cpuUS, s.rps/1000
 		}
 		panels = append(panels,
-			panel{fmt.Sprintf("server CPU µs/request, depth %d (lower is better)", depth), cpu, "%.2f"},
-			panel{fmt.Sprintf("thousand requests/s, depth %d", depth), rps, "%.0f"})
+			panel{fmt.Sprintf("server CPU µs/request, depth %d (lower is better)", depth), cpu, "%.2f", ""},
+			panel{fmt.Sprintf("thousand requests/s, depth %d", depth), rps, "%.0f", ""})
 	}
 	if len(r.cache) > 0 {
-		rps := map[string]float64{}
+		viaRPCD, direct := map[string]float64{}, map[string]float64{}
 		for _, l := range cacheLoads {
-			rps[l.name] = r.cacheSummary(l.name).rps / 1000
+			if l.rpcd {
+				viaRPCD[l.name] = r.cacheSummary(l.name).rps / 1000
+			} else {
+				direct[l.name] = r.cacheSummary(l.name).rps / 1000
+			}
 		}
-		panels = append(panels, panel{fmt.Sprintf("cache: thousand requests/s, %d conns", r.opts.cacheConns), rps, "%.0f"})
+		panels = append(panels,
+			panel{fmt.Sprintf("cache through rpcd: thousand requests/s, %d conns", r.opts.cacheConns), viaRPCD, "%.0f", "rpcd "},
+			panel{fmt.Sprintf("redis-benchmark, same redis: thousand requests/s, %d conns", r.opts.cacheConns), direct, "%.0f", "redis-benchmark "})
 	}
 	if len(r.idle) > 0 {
 		mem := map[string]float64{}
 		for _, i := range r.idle {
 			mem[i.name] = i.bytesPerConn / 1024
 		}
-		panels = append(panels, panel{fmt.Sprintf("KiB resident per idle connection (%d conns)", r.opts.idle), mem, "%.2f"})
+		panels = append(panels, panel{fmt.Sprintf("KiB resident per idle connection (%d conns)", r.opts.idle), mem, "%.2f", ""})
 	}
 	const cols = 2
 	rows := (len(panels) + cols - 1) / cols
@@ -129,7 +138,7 @@ func (p panel) plot(servers []string) (*plot.Plot, error) {
 		}
 		labels.Offset = vg.Point{X: -vg.Points(10), Y: vg.Points(3)}
 		plt.Add(bars, labels)
-		names = append(names, name)
+		names = append(names, strings.TrimPrefix(name, p.trim))
 	}
 	plt.NominalX(names...)
 	plt.Y.Max *= 1.15 // room for the labels

@@ -9,10 +9,11 @@
 // summed from /proc over every process of the server. Runs alternate between
 // servers, repeat, and the table shows medians. Nothing is pinned to CPUs.
 //
-// Cache runs put rpcd (-redis) in front of a redis-server of their own and
-// compare, at -cache-conns connections, rpcd's ping, cache.set and cache.get
-// (rpcbench) with redis-benchmark's SET and GET at -P 1 and -P 16 against the
-// same redis-server, with each side's CPU per request from /proc.
+// Cache runs put two rpcds (-redis; -workers workers, and one) in front of a
+// redis-server of their own and compare, at -cache-conns connections, rpcd's
+// ping, cache.set and cache.get (rpcbench) with redis-benchmark's SET and GET
+// at -P 1 and -P 16 against the same redis-server, with each side's CPU per
+// request from /proc.
 //
 // Idle memory opens many connections to a freshly started server, has each send
 // one ping and read the answer, and divides the growth of the resident memory of

@@ -51,18 +51,23 @@ func (r *results) cacheSummary(name string) cacheRun {
 // cacheTable renders the cache runs as markdown.
 func (r *results) cacheTable() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nThe cache against the same redis-server, %d connections, medians of %d rounds; rpcd's rows one request in flight per connection, its CPU per call also as a multiple of its CPU per ping:\n\n",
+	fmt.Fprintf(&b, "\nThe cache against the same redis-server, %d connections, medians of %d rounds; rpcd's rows one request in flight per connection, its CPU per call also as a multiple of the same rpcd's CPU per ping:\n\n",
 		r.opts.cacheConns, r.opts.repeat)
 	b.WriteString("| load | req/s | rpcd CPU µs/req | × rpcd ping | redis-server CPU µs/req | p50 µs |\n")
 	b.WriteString("|---|--:|--:|--:|--:|--:|\n")
-	ping := r.cacheSummary(cacheLoads[0].name).rpcdCPU
+	ping := map[bool]float64{}
+	for _, l := range cacheLoads {
+		if l.rpcd && l.in == "ping" {
+			ping[l.oneWorker] = r.cacheSummary(l.name).rpcdCPU
+		}
+	}
 	for _, l := range cacheLoads {
 		s := r.cacheSummary(l.name)
 		cpu, ratio := "–", "–"
 		if l.rpcd {
 			cpu = fmt.Sprintf("%.2f", s.rpcdCPU)
-			if ping > 0 {
-				ratio = fmt.Sprintf("%.2f", s.rpcdCPU/ping)
+			if base := ping[l.oneWorker]; base > 0 {
+				ratio = fmt.Sprintf("%.2f", s.rpcdCPU/base)
 			}
 		}
 		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %.2f | %.0f |\n", l.name, s.rps, cpu, ratio, s.redisCPU, s.p50)

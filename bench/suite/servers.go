@@ -44,6 +44,9 @@ var serverKinds = map[string]serverKind{
 	"rpcd-cache": {pkg: "./cmd/rpcd", inRPC: true, args: func(o options, bin, port string) []string {
 		return append(rpcdArgs(bin, port, o.workers), "-redis", o.cacheRedis)
 	}},
+	"rpcd-1w-cache": {pkg: "./cmd/rpcd", inRPC: true, args: func(o options, bin, port string) []string {
+		return append(rpcdArgs(bin, port, 1), "-redis", o.cacheRedis)
+	}},
 	"goserver": {pkg: "./goserver", args: func(_ options, bin, port string) []string {
 		return []string{bin, "-listen", "127.0.0.1:" + port}
 	}},
@@ -75,7 +78,7 @@ func build(o options, work string) (binaries, error) {
 	}
 	names := o.servers
 	if o.cacheConns > 0 {
-		names = append(slices.Clone(names), "rpcd-cache", "redis")
+		names = append(slices.Clone(names), "rpcd-cache", "rpcd-1w-cache", "redis")
 	}
 	for _, name := range names {
 		if bins[name] != "" {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -315,4 +316,141 @@ func rawSet(t *testing.T, addr, key, value string) {
 	if err != nil || line != "+OK\r\n" {
 		t.Fatalf("SET answered %q, %v", line, err)
 	}
+}
+
+// The password and the database number apply to every connection: values land
+// in the chosen database, and a wrong password answers unavailable.
+func TestAuthAndSelect(t *testing.T) {
+	r := cachetest.Start(t, "--requirepass", "s3cret")
+	store := cache.New()
+	if err := store.Open(cache.Config{Addr: r.Addr, Password: "s3cret", DB: 3}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	c := newCaller(t, store)
+	calls := c.batch("cache.set", `{"key":"k","value":"in three"}`, `{"key":"j","value":1}`)
+	for i := range calls {
+		if calls[i].Err != nil {
+			t.Fatalf("set %d: %v", i, calls[i].Err)
+		}
+	}
+	if got := rawGet(t, r.Addr, "AUTH", "s3cret", "SELECT", "3", "GET", "k"); got != `"in three"` {
+		t.Fatalf("database 3 holds %q under k", got)
+	}
+	if got := rawGet(t, r.Addr, "AUTH", "s3cret", "GET", "k"); got != "" {
+		t.Fatalf("database 0 holds %q under k, want nothing", got)
+	}
+
+	wrong := cache.New()
+	if err := wrong.Open(cache.Config{Addr: r.Addr, Password: "wrong"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { wrong.Close() })
+	_, _, err := newCaller(t, wrong).call("cache.get", `{"key":"k"}`)
+	if got := code(err); got != protocol.CodeUnavailable {
+		t.Fatalf("get with a wrong password: %v, want unavailable", err)
+	}
+}
+
+// rawGet sends pairs of commands of one argument each, then GET of its last
+// argument, and returns GET's value, "" for none.
+func rawGet(t *testing.T, addr string, args ...string) string {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	var b strings.Builder
+	for i := 0; i+1 < len(args); i += 2 {
+		fmt.Fprintf(&b, "*2\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(args[i]), args[i], len(args[i+1]), args[i+1])
+	}
+	if _, err := conn.Write([]byte(b.String())); err != nil {
+		t.Fatal(err)
+	}
+	rd := bufio.NewReader(conn)
+	for i := 0; i+3 < len(args); i += 2 {
+		if line, err := rd.ReadString('\n'); err != nil || line != "+OK\r\n" {
+			t.Fatalf("%s answered %q, %v", args[i], line, err)
+		}
+	}
+	line, err := rd.ReadString('\n')
+	if err != nil || line == "$-1\r\n" {
+		return ""
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(line[1:]))
+	if err != nil {
+		t.Fatalf("GET answered %q", line)
+	}
+	value := make([]byte, n+2)
+	if _, err := io.ReadFull(rd, value); err != nil {
+		t.Fatal(err)
+	}
+	return string(value[:n])
+}
+
+// A Redis that accepts the connection but never answers fails the batch
+// with timeout at the handler's deadline.
+func TestSilentRedisTimesOut(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+		}
+	}()
+	store := openStore(t, ln.Addr().String())
+	reg := rpc.NewRegistry()
+	store.Register(reg)
+	bh, _ := reg.LookupBatch([]byte("cache.incr"))
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	calls := []rpc.Call{{Params: []byte(`{"key":"a"}`)}, {Params: []byte(`{"key":"b"}`)}}
+	start := time.Now()
+	bh(ctx, calls)
+	if took := time.Since(start); took > 900*time.Millisecond {
+		t.Fatalf("batch took %v; the handler deadline was 100ms", took)
+	}
+	for i := range calls {
+		if got := code(calls[i].Err); got != protocol.CodeTimeout {
+			t.Fatalf("call %d: %v, want timeout", i, calls[i].Err)
+		}
+	}
+}
+
+// BenchmarkBatchGet runs batches of 25 cache.get calls, the size two
+// workers see under 50 connections, against a real redis-server.
+func BenchmarkBatchGet(b *testing.B) {
+	r := cachetest.Start(b)
+	store := cache.New()
+	if err := store.Open(cache.Config{Addr: r.Addr}); err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	reg := rpc.NewRegistry()
+	store.Register(reg)
+	set, _ := reg.LookupBatch([]byte("cache.set"))
+	get, _ := reg.LookupBatch([]byte("cache.get"))
+	ctx := context.Background()
+	set(ctx, []rpc.Call{{Params: []byte(`{"key":"rpcd:key","value":"xxx"}`)}})
+	calls := make([]rpc.Call, 25)
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range calls {
+			calls[i] = rpc.Call{Params: []byte(`{"key":"rpcd:key"}`)}
+		}
+		get(ctx, calls)
+		if calls[0].Err != nil || string(calls[24].Reply.Result()) != `"xxx"` {
+			b.Fatalf("get: %v %s", calls[0].Err, calls[24].Reply.Result())
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(calls)), "ns/call")
 }

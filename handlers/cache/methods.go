@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
+	"github.com/rpcd/rpcd/handlers/cache/resp"
 	"github.com/rpcd/rpcd/protocol"
 	"github.com/rpcd/rpcd/rpc"
 )
@@ -24,250 +24,414 @@ const (
 	keysOrKey                // "keys", or "key" as a list of one
 )
 
-// finishFunc reads a queued command's reply into rep once its pipeline has
-// run.
-type finishFunc func(rep *rpc.Reply) error
+// sendFunc queues one method's command on c, with its checked params. It
+// queues nothing when it returns an error.
+type sendFunc func(c *resp.Conn, p *params) error
 
-// queueFunc queues one method's command on pipe, with its checked params and
-// keys, and returns how to read the reply.
-type queueFunc func(ctx context.Context, pipe redis.Pipeliner, p *params, keys []string) (finishFunc, error)
+// recvFunc reads the reply to a command that sendFunc queued, and sets the
+// result on rep. It reads the whole reply even when it fails, so the replies
+// of the commands after it stay in step.
+type recvFunc func(c *resp.Conn, p *params, rep *rpc.Reply) error
 
-// runFunc performs a method that takes more than one queued command, and sets
-// the result on rep.
-type runFunc func(ctx context.Context, rdb *redis.Client, p *params, rep *rpc.Reply) error
+// runFunc performs a method that takes more than one exchange with Redis, and
+// sets the result on rep.
+type runFunc func(ctx context.Context, c *resp.Conn, p *params, rep *rpc.Reply) error
 
 // methodSpec is one cache method: its name, the out it answers, the params it
-// takes and how they name its keys, and what it does: queue, a command that
-// goes into its worker's pipeline (a Batch method), or run, on a pool
-// goroutine of its own (a Blocking method).
+// takes and how they name its keys, and what it does: send and recv, a
+// command that goes into its worker's pipeline (a Batch method), or run, on a
+// pool goroutine of its own (a Blocking method).
 type methodSpec struct {
 	name, out, shape string
 	keys             keyRule
-	queue            queueFunc
+	send             sendFunc
+	recv             recvFunc
 	run              runFunc
 }
 
 var methods = []methodSpec{
-	{name: "cache.set", out: "set_r", shape: shapeSet, keys: oneKey, queue: set},
-	{name: "cache.get", out: "get_r", shape: shapeKey, keys: oneKey, queue: get},
-	{name: "cache.del", out: "del_r", shape: shapeKeys, keys: keysOrKey, queue: del},
-	{name: "cache.exists", out: "exists_r", shape: shapeKeys, keys: keysOrKey, queue: exists},
-	{name: "cache.incr", out: "incr_r", shape: shapeIncr, keys: oneKey, queue: incr},
-	{name: "cache.expire", out: "expire_r", shape: shapeExpire, keys: oneKey, queue: expire},
-	{name: "cache.ttl", out: "ttl_r", shape: shapeKey, keys: oneKey, queue: ttl},
-	{name: "cache.mget", out: "mget_r", shape: shapeMget, keys: keyList, queue: mget},
+	{name: "cache.set", out: "set_r", shape: shapeSet, keys: oneKey, send: sendSet, recv: recvOK},
+	{name: "cache.get", out: "get_r", shape: shapeKey, keys: oneKey, send: sendGet, recv: recvValue},
+	{name: "cache.del", out: "del_r", shape: shapeKeys, keys: keysOrKey, send: sendDel, recv: recvInt},
+	{name: "cache.exists", out: "exists_r", shape: shapeKeys, keys: keysOrKey, send: sendExists, recv: recvExists},
+	{name: "cache.incr", out: "incr_r", shape: shapeIncr, keys: oneKey, send: sendIncr, recv: recvInt},
+	{name: "cache.expire", out: "expire_r", shape: shapeExpire, keys: oneKey, send: sendExpire, recv: recvBool},
+	{name: "cache.ttl", out: "ttl_r", shape: shapeKey, keys: oneKey, send: sendTTL, recv: recvTTL},
+	{name: "cache.mget", out: "mget_r", shape: shapeMget, keys: keyList, send: sendMget, recv: recvMget},
 	{name: "cache.mset", out: "mset_r", shape: shapeMset, keys: noKeys, run: mset},
 }
 
-// parseCall checks raw as m's params and returns them with the keys they name.
-func (m *methodSpec) parseCall(raw []byte) (*params, []string, error) {
-	p, err := parse(m.name, m.shape, raw)
-	if err != nil {
-		return nil, nil, err
+// parseCall checks raw as m's params into p, keys included.
+func (m *methodSpec) parseCall(raw []byte, p *params) error {
+	if err := p.parse(m.name, m.shape, raw); err != nil {
+		return err
 	}
-	var keys []string
 	switch m.keys {
 	case oneKey:
-		var key string
-		key, err = p.key()
-		keys = []string{key}
+		return p.requireKey()
 	case keyList, keysOrKey:
-		keys, err = p.keyList(m.keys == keysOrKey)
+		_, err := p.keyList(m.keys == keysOrKey)
+		return err
 	}
-	return p, keys, err
+	return nil
+}
+
+// sendKeys queues cmd with the keys of p, "key" or "keys".
+func sendKeys(c *resp.Conn, cmd string, p *params) {
+	if p.keys == nil {
+		c.Begin(2)
+		c.ArgString(cmd)
+		c.Arg(p.key)
+		return
+	}
+	c.Begin(1 + len(p.keys))
+	c.ArgString(cmd)
+	for _, k := range p.keys {
+		c.Arg(k)
+	}
 }
 
 var (
-	jsonTrue = []byte("true")
-	null     = []byte("null")
+	jsonTrue  = []byte("true")
+	jsonFalse = []byte("false")
+	null      = []byte("null")
 )
 
-func set(ctx context.Context, pipe redis.Pipeliner, p *params, keys []string) (finishFunc, error) {
-	value, err := p.value()
-	if err != nil {
-		return nil, err
+func sendSet(c *resp.Conn, p *params) error {
+	if err := p.requireValue(); err != nil {
+		return err
 	}
-	ttl, err := p.ttl(false)
-	if err != nil {
-		return nil, err
-	}
-	cmd := pipe.Set(ctx, keys[0], []byte(value), ttl)
-	return func(rep *rpc.Reply) error {
-		if err := cmd.Err(); err != nil {
-			return err
-		}
-		rep.SetRaw(jsonTrue)
-		return nil
-	}, nil
-}
-
-func get(ctx context.Context, pipe redis.Pipeliner, _ *params, keys []string) (finishFunc, error) {
-	cmd := pipe.Get(ctx, keys[0])
-	return func(rep *rpc.Reply) error {
-		b, err := cmd.Bytes()
-		switch {
-		case errors.Is(err, redis.Nil):
-			rep.SetRaw(null)
-			return nil
-		case err != nil:
-			return err
-		case !json.Valid(b):
-			return errNotJSON
-		}
-		rep.SetRaw(b)
-		return nil
-	}, nil
-}
-
-// intResult sets an integer reply as the result.
-func intResult(cmd *redis.IntCmd) finishFunc {
-	return func(rep *rpc.Reply) error {
-		n, err := cmd.Result()
-		if err != nil {
-			return err
-		}
-		rep.SetRaw(strconv.AppendInt(nil, n, 10))
-		return nil
-	}
-}
-
-func del(ctx context.Context, pipe redis.Pipeliner, _ *params, keys []string) (finishFunc, error) {
-	return intResult(pipe.Del(ctx, keys...)), nil
-}
-
-func exists(ctx context.Context, pipe redis.Pipeliner, p *params, keys []string) (finishFunc, error) {
-	cmd := pipe.Exists(ctx, keys...)
-	if p.Key == nil {
-		return intResult(cmd), nil
-	}
-	return func(rep *rpc.Reply) error {
-		n, err := cmd.Result()
-		if err != nil {
-			return err
-		}
-		rep.SetRaw(strconv.AppendBool(nil, n == 1))
-		return nil
-	}, nil
-}
-
-func incr(ctx context.Context, pipe redis.Pipeliner, p *params, keys []string) (finishFunc, error) {
-	by := int64(1)
-	if p.By != nil {
-		by = *p.By
-	}
-	return intResult(pipe.IncrBy(ctx, keys[0], by)), nil
-}
-
-func expire(ctx context.Context, pipe redis.Pipeliner, p *params, keys []string) (finishFunc, error) {
-	d, err := p.ttl(true)
-	if err != nil {
-		return nil, err
-	}
-	cmd := pipe.PExpire(ctx, keys[0], d)
-	return func(rep *rpc.Reply) error {
-		ok, err := cmd.Result()
-		if err != nil {
-			return err
-		}
-		rep.SetRaw(strconv.AppendBool(nil, ok))
-		return nil
-	}, nil
-}
-
-func ttl(ctx context.Context, pipe redis.Pipeliner, _ *params, keys []string) (finishFunc, error) {
-	cmd := pipe.PTTL(ctx, keys[0])
-	return func(rep *rpc.Reply) error {
-		d, err := cmd.Result()
-		switch {
-		case err != nil:
-			return err
-		case d == -2: // no such key
-			rep.SetRaw(null)
-		case d == -1: // no expiry
-			rep.SetRaw([]byte("-1"))
-		default:
-			rep.SetRaw(strconv.AppendFloat(nil, d.Seconds(), 'f', -1, 64))
-		}
-		return nil
-	}, nil
-}
-
-func mget(ctx context.Context, pipe redis.Pipeliner, _ *params, keys []string) (finishFunc, error) {
-	cmd := pipe.MGet(ctx, keys...)
-	return func(rep *rpc.Reply) error {
-		vals, err := cmd.Result()
-		if err != nil {
-			return err
-		}
-		rep.AppendRaw([]byte{'['})
-		for i, v := range vals {
-			if i > 0 {
-				rep.AppendRaw([]byte{','})
-			}
-			s, ok := v.(string)
-			switch {
-			case v == nil:
-				rep.AppendRaw(null)
-			case !ok || !json.Valid([]byte(s)):
-				return errNotJSON
-			default:
-				rep.AppendRaw([]byte(s))
-			}
-		}
-		rep.AppendRaw([]byte{']'})
-		return nil
-	}, nil
-}
-
-func mset(ctx context.Context, rdb *redis.Client, p *params, rep *rpc.Reply) error {
-	if len(p.Items) == 0 || len(p.Items) > MaxKeys {
-		return p.bad(`"items" must hold 1 to 1000 keys`)
-	}
-	if _, empty := p.Items[""]; empty {
-		return p.bad("a key must not be empty")
-	}
-	ttl, err := p.ttl(false)
+	ms, err := p.ttlMillis(false)
 	if err != nil {
 		return err
 	}
-	if err := writeItems(ctx, rdb, p.Items, ttl); err != nil {
+	if ms == 0 {
+		c.Begin(3)
+	} else {
+		c.Begin(5)
+	}
+	c.ArgString("SET")
+	c.Arg(p.key)
+	c.Arg(p.value)
+	if ms != 0 {
+		c.ArgString("PX")
+		c.ArgInt(ms)
+	}
+	return nil
+}
+
+func sendGet(c *resp.Conn, p *params) error {
+	sendKeys(c, "GET", p)
+	return nil
+}
+
+func sendDel(c *resp.Conn, p *params) error {
+	sendKeys(c, "DEL", p)
+	return nil
+}
+
+func sendExists(c *resp.Conn, p *params) error {
+	sendKeys(c, "EXISTS", p)
+	return nil
+}
+
+func sendMget(c *resp.Conn, p *params) error {
+	sendKeys(c, "MGET", p)
+	return nil
+}
+
+func sendTTL(c *resp.Conn, p *params) error {
+	sendKeys(c, "PTTL", p)
+	return nil
+}
+
+func sendIncr(c *resp.Conn, p *params) error {
+	by := int64(1)
+	if p.hasBy {
+		by = p.by
+	}
+	c.Begin(3)
+	c.ArgString("INCRBY")
+	c.Arg(p.key)
+	c.ArgInt(by)
+	return nil
+}
+
+func sendExpire(c *resp.Conn, p *params) error {
+	ms, err := p.ttlMillis(true)
+	if err != nil {
+		return err
+	}
+	c.Begin(3)
+	c.ArgString("PEXPIRE")
+	c.Arg(p.key)
+	c.ArgInt(ms)
+	return nil
+}
+
+// redisError is an error reply from Redis.
+type redisError string
+
+func (e redisError) Error() string { return string(e) }
+
+// errUnexpected is a reply of a kind its command does not give.
+var errUnexpected = errors.New("redis answered with a reply of an unexpected kind")
+
+// read reads one reply and turns an error reply into a redisError.
+func read(c *resp.Conn) (resp.Reply, error) {
+	r, err := c.Read()
+	switch {
+	case err != nil:
+		return r, err
+	case r.Kind == resp.Error:
+		return r, redisError(r.Str)
+	case r.Kind == resp.Array:
+		// Skip what no caller of read expects, to stay in step.
+		for range r.Int {
+			if _, err := read(c); err != nil && !isReply(err) {
+				return r, err
+			}
+		}
+		return r, errUnexpected
+	}
+	return r, nil
+}
+
+// isReply reports whether err came from a reply of Redis, not the connection.
+func isReply(err error) bool {
+	var re redisError
+	return errors.As(err, &re) || errors.Is(err, errUnexpected) || errors.Is(err, errNotJSON)
+}
+
+// readInt reads an integer reply.
+func readInt(c *resp.Conn) (int64, error) {
+	r, err := read(c)
+	if err == nil && r.Kind != resp.Int {
+		err = errUnexpected
+	}
+	return r.Int, err
+}
+
+func recvOK(c *resp.Conn, _ *params, rep *rpc.Reply) error {
+	r, err := read(c)
+	if err == nil && r.Kind != resp.Status {
+		err = errUnexpected
+	}
+	if err != nil {
 		return err
 	}
 	rep.SetRaw(jsonTrue)
 	return nil
 }
 
-// writeItems stores items at once: MSET, or with a TTL a transaction of SETs.
-func writeItems(ctx context.Context, rdb *redis.Client, items map[string]json.RawMessage, ttl time.Duration) error {
-	if ttl == 0 {
-		pairs := make([]any, 0, 2*len(items))
-		for k, v := range items {
-			pairs = append(pairs, k, []byte(v))
-		}
-		return rdb.MSet(ctx, pairs...).Err()
+func recvValue(c *resp.Conn, _ *params, rep *rpc.Reply) error {
+	r, err := read(c)
+	switch {
+	case err != nil:
+		return err
+	case r.Kind == resp.Nil:
+		rep.SetRaw(null)
+	case r.Kind != resp.Bulk || !json.Valid(r.Str):
+		return errNotJSON
+	default:
+		rep.SetRaw(r.Str)
 	}
-	_, err := rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-		for k, v := range items {
-			pipe.Set(ctx, k, []byte(v), ttl)
+	return nil
+}
+
+func recvInt(c *resp.Conn, _ *params, rep *rpc.Reply) error {
+	n, err := readInt(c)
+	if err != nil {
+		return err
+	}
+	rep.SetRaw(strconv.AppendInt(rep.Result()[:0], n, 10))
+	return nil
+}
+
+func recvBool(c *resp.Conn, _ *params, rep *rpc.Reply) error {
+	n, err := readInt(c)
+	if err != nil {
+		return err
+	}
+	setBool(rep, n == 1)
+	return nil
+}
+
+func setBool(rep *rpc.Reply, b bool) {
+	if b {
+		rep.SetRaw(jsonTrue)
+	} else {
+		rep.SetRaw(jsonFalse)
+	}
+}
+
+// recvExists answers the count of keys that exist, or for "key" whether it
+// does.
+func recvExists(c *resp.Conn, p *params, rep *rpc.Reply) error {
+	if p.keys != nil {
+		return recvInt(c, p, rep)
+	}
+	return recvBool(c, p, rep)
+}
+
+func recvTTL(c *resp.Conn, _ *params, rep *rpc.Reply) error {
+	ms, err := readInt(c)
+	switch {
+	case err != nil:
+		return err
+	case ms == -2: // no such key
+		rep.SetRaw(null)
+	case ms == -1: // no expiry
+		rep.SetRaw([]byte("-1"))
+	default:
+		d := time.Duration(ms) * time.Millisecond
+		rep.SetRaw(strconv.AppendFloat(rep.Result()[:0], d.Seconds(), 'f', -1, 64))
+	}
+	return nil
+}
+
+// recvMget answers the values as a JSON list, null for a missing key. It
+// reads every element, even after one that is not JSON.
+func recvMget(c *resp.Conn, _ *params, rep *rpc.Reply) error {
+	r, err := c.Read()
+	switch {
+	case err != nil:
+		return err
+	case r.Kind == resp.Error:
+		return redisError(r.Str)
+	case r.Kind != resp.Array:
+		return errUnexpected
+	}
+	var bad error
+	rep.AppendRaw([]byte{'['})
+	for i := range r.Int {
+		if i > 0 {
+			rep.AppendRaw([]byte{','})
 		}
-		return nil
-	})
-	return err
+		v, err := c.Read()
+		switch {
+		case err != nil:
+			return err
+		case v.Kind == resp.Nil:
+			rep.AppendRaw(null)
+		case v.Kind != resp.Bulk || !json.Valid(v.Str):
+			bad = errNotJSON
+		default:
+			rep.AppendRaw(v.Str)
+		}
+	}
+	rep.AppendRaw([]byte{']'})
+	return bad
+}
+
+func mset(ctx context.Context, c *resp.Conn, p *params, rep *rpc.Reply) error {
+	if len(p.items) == 0 || len(p.items) > MaxKeys {
+		return p.bad(`"items" must hold 1 to 1000 keys`)
+	}
+	if _, empty := p.items[""]; empty {
+		return p.bad("a key must not be empty")
+	}
+	ms, err := p.ttlMillis(false)
+	if err != nil {
+		return err
+	}
+	if err := writeItems(ctx, c, p.items, ms); err != nil {
+		return err
+	}
+	rep.SetRaw(jsonTrue)
+	return nil
+}
+
+// writeItems stores items at once: MSET, or with a TTL a MULTI/EXEC
+// transaction of SETs.
+func writeItems(ctx context.Context, c *resp.Conn, items map[string]json.RawMessage, ttlMillis int64) error {
+	if ttlMillis == 0 {
+		c.Begin(1 + 2*len(items))
+		c.ArgString("MSET")
+		for k, v := range items {
+			c.ArgString(k)
+			c.Arg(v)
+		}
+		if err := c.Flush(ctx); err != nil {
+			return err
+		}
+		_, err := read(c)
+		return err
+	}
+	c.Begin(1)
+	c.ArgString("MULTI")
+	for k, v := range items {
+		c.Begin(5)
+		c.ArgString("SET")
+		c.ArgString(k)
+		c.Arg(v)
+		c.ArgString("PX")
+		c.ArgInt(ttlMillis)
+	}
+	c.Begin(1)
+	c.ArgString("EXEC")
+	if err := c.Flush(ctx); err != nil {
+		return err
+	}
+	var first error // MULTI's +OK, then +QUEUED per SET
+	for range 1 + len(items) {
+		if _, err := read(c); err != nil {
+			if !isReply(err) {
+				return err
+			}
+			first = cmpOr(first, err)
+		}
+	}
+	return execResult(c, first)
+}
+
+// execResult reads EXEC's reply: an array of the SETs' replies, or an error
+// when the transaction was aborted, which a queueing error explains best.
+func execResult(c *resp.Conn, queueErr error) error {
+	r, err := c.Read()
+	switch {
+	case err != nil:
+		return err
+	case r.Kind == resp.Error:
+		return cmpOr(queueErr, error(redisError(r.Str)))
+	case r.Kind != resp.Array:
+		return cmpOr(queueErr, errUnexpected)
+	}
+	var first error
+	for range r.Int {
+		if _, err := read(c); err != nil {
+			if !isReply(err) {
+				return err
+			}
+			first = cmpOr(first, err)
+		}
+	}
+	return first
+}
+
+func cmpOr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
 }
 
 // answerError turns a Redis failure into the error the client gets.
 func (s *Store) answerError(ctx context.Context, method string, err error) error {
 	var pe *protocol.Error
-	var rerr redis.Error
+	var rerr redisError
 	switch {
 	case errors.As(err, &pe):
 		return pe
 	case errors.Is(err, errNotJSON):
 		return protocol.Errorf(protocol.CodeInternal, "%s: %v", method, err)
-	case ctx.Err() != nil, errors.Is(err, context.DeadlineExceeded):
+	case ctx.Err() != nil, errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, os.ErrDeadlineExceeded) && deadlinePassed(ctx):
 		return protocol.Errorf(protocol.CodeTimeout, "%s: Redis did not answer before the handler deadline", method)
 	case errors.As(err, &rerr):
-		return redisReplyError(method, rerr)
+		return redisReplyError(method, string(rerr))
+	case errors.Is(err, errUnexpected):
+		return protocol.Errorf(protocol.CodeInternal, "%s: %v", method, err)
 	}
 	addr := ""
 	if a := s.addr.Load(); a != nil {
@@ -276,9 +440,15 @@ func (s *Store) answerError(ctx context.Context, method string, err error) error
 	return protocol.Errorf(protocol.CodeUnavailable, "%s: Redis at %s is unreachable: %v", method, addr, err)
 }
 
+// deadlinePassed reports whether ctx's deadline is behind us; a connection
+// deadline set to it can fire just before ctx notices.
+func deadlinePassed(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
+}
+
 // redisReplyError classifies an error reply from Redis itself.
-func redisReplyError(method string, err redis.Error) error {
-	msg := err.Error()
+func redisReplyError(method, msg string) error {
 	switch {
 	case strings.Contains(msg, "not an integer"), strings.Contains(msg, "would overflow"):
 		return protocol.Errorf(protocol.CodeBadRequest, "%s: the stored value is not an integer, or the result overflows: %s", method, msg)

@@ -7,8 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
+	"github.com/rpcd/rpcd/handlers/cache/resp"
 	"github.com/rpcd/rpcd/protocol"
 	"github.com/rpcd/rpcd/rpc"
 )
@@ -27,19 +26,19 @@ type Config struct {
 	Addr        string // host:port
 	Password    string // AUTH password; empty for none
 	DB          int    // database number
-	PoolSize    int    // connections to Redis; match the worker's pool size
+	PoolSize    int    // idle connections kept; match the worker's pool size
 	DialTimeout time.Duration
-	IOTimeout   time.Duration // each read and write on a Redis connection
+	IOTimeout   time.Duration // each exchange's write and the reads of its replies
 }
 
 // notConfigured answers every method while no Redis client is open.
 var notConfigured = protocol.Errorf(protocol.CodeUnavailable,
 	"no Redis is configured for the cache; start rpcd with -redis=host:port")
 
-// Store serves the cache methods from one Redis client. Its methods are safe
-// from any goroutine.
+// Store serves the cache methods from one pool of Redis connections. Its
+// methods are safe from any goroutine.
 type Store struct {
-	rdb  atomic.Pointer[redis.Client]
+	pool atomic.Pointer[resp.Pool]
 	addr atomic.Pointer[string]
 }
 
@@ -62,20 +61,9 @@ func (s *Store) Open(cfg Config) error {
 	if cfg.IOTimeout == 0 {
 		cfg.IOTimeout = DefaultIOTimeout
 	}
-	rdb := redis.NewClient(&redis.Options{
-		Addr:                  cfg.Addr,
-		Password:              cfg.Password,
-		DB:                    cfg.DB,
-		PoolSize:              cfg.PoolSize,
-		PoolTimeout:           cfg.IOTimeout,
-		DialTimeout:           cfg.DialTimeout,
-		ReadTimeout:           cfg.IOTimeout,
-		WriteTimeout:          cfg.IOTimeout,
-		ContextTimeoutEnabled: true,
-		MaxRetries:            -1, // a retried INCR could count twice
-		DisableIndentity:      true,
-	})
-	if old := s.rdb.Swap(rdb); old != nil {
+	pool := resp.NewPool(resp.Options{Addr: cfg.Addr, Password: cfg.Password, DB: cfg.DB,
+		DialTimeout: cfg.DialTimeout, IOTimeout: cfg.IOTimeout}, cfg.PoolSize)
+	if old := s.pool.Swap(pool); old != nil {
 		_ = old.Close()
 	}
 	s.addr.Store(&cfg.Addr)
@@ -84,48 +72,71 @@ func (s *Store) Open(cfg Config) error {
 
 // Ping checks that Redis answers.
 func (s *Store) Ping(ctx context.Context) error {
-	rdb := s.rdb.Load()
-	if rdb == nil {
+	pool := s.pool.Load()
+	if pool == nil {
 		return notConfigured
 	}
-	if err := rdb.Ping(ctx).Err(); err != nil {
+	if err := ping(ctx, pool); err != nil {
 		return fmt.Errorf("ping redis at %s: %w", *s.addr.Load(), err)
 	}
 	return nil
 }
 
+func ping(ctx context.Context, pool *resp.Pool) error {
+	c, err := pool.Get(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Put(c)
+	c.Begin(1)
+	c.ArgString("PING")
+	if err := c.Flush(ctx); err != nil {
+		return err
+	}
+	r, err := read(c)
+	if err == nil && (r.Kind != resp.Status || string(r.Str) != "PONG") {
+		err = errUnexpected
+	}
+	return err
+}
+
 // Close releases the Redis client; the methods answer unavailable afterwards.
 func (s *Store) Close() error {
-	rdb := s.rdb.Swap(nil)
-	if rdb == nil {
+	pool := s.pool.Swap(nil)
+	if pool == nil {
 		return nil
 	}
-	if err := rdb.Close(); err != nil {
-		return fmt.Errorf("close redis client: %w", err)
+	if err := pool.Close(); err != nil {
+		return fmt.Errorf("close redis connections: %w", err)
 	}
 	return nil
 }
 
-// client returns the open Redis client, or the unavailable error.
-func (s *Store) client() (*redis.Client, error) {
-	if rdb := s.rdb.Load(); rdb != nil {
-		return rdb, nil
+// client returns the open pool, or the unavailable error.
+func (s *Store) client() (*resp.Pool, error) {
+	if pool := s.pool.Load(); pool != nil {
+		return pool, nil
 	}
 	return nil, notConfigured
 }
 
 // handler adapts m, a method that runs on its own, to an rpc.Handler: it
-// checks for a client and the params, runs m, and turns Redis failures into
-// coded errors.
+// checks for a client and the params, runs m on a connection of its own, and
+// turns Redis failures into coded errors.
 func (s *Store) handler(m *methodSpec) rpc.Handler {
 	return func(ctx context.Context, raw []byte, rep *rpc.Reply) error {
-		rdb, err := s.client()
+		pool, err := s.client()
 		if err != nil {
 			return err
 		}
-		p, _, err := m.parseCall(raw)
+		var p params
+		if err := m.parseCall(raw, &p); err != nil {
+			return err
+		}
+		c, err := pool.Get(ctx)
 		if err == nil {
-			err = m.run(ctx, rdb, p, rep)
+			err = m.run(ctx, c, &p, rep)
+			pool.Put(c)
 		}
 		if err != nil {
 			return s.answerError(ctx, m.name, err)
@@ -136,63 +147,80 @@ func (s *Store) handler(m *methodSpec) rpc.Handler {
 }
 
 // batchHandler adapts m, a method of one command, to an rpc.BatchHandler: it
-// sends the commands of every call with valid params to Redis as one
-// pipeline, then answers each call from its own reply.
+// sends the commands of every call with valid params to Redis in one write,
+// then answers each call from its own reply.
 func (s *Store) batchHandler(m *methodSpec) rpc.BatchHandler {
 	return func(ctx context.Context, calls []rpc.Call) {
-		rdb, err := s.client()
+		pool, err := s.client()
 		if err != nil {
 			for i := range calls {
 				calls[i].Err = err
 			}
 			return
 		}
-		pipe := rdb.Pipeline()
-		finish := make([]finishFunc, len(calls))
+		ps := make([]params, len(calls))
+		queued := 0
 		for i := range calls {
-			p, keys, err := m.parseCall(calls[i].Params)
-			if err == nil {
-				finish[i], err = m.queue(ctx, pipe, p, keys)
+			if calls[i].Err = m.parseCall(calls[i].Params, &ps[i]); calls[i].Err == nil {
+				queued++
 			}
-			calls[i].Err = err
 		}
-		cmds, err := pipe.Exec(ctx)
-		failAll := err != nil && !anyFailed(cmds)
+		if queued > 0 {
+			s.exchange(ctx, pool, m, calls, ps)
+		}
 		for i := range calls {
-			c := &calls[i]
-			if finish[i] != nil {
-				c.Err = err
-				if !failAll {
-					c.Err = finish[i](&c.Reply)
-				}
+			if calls[i].Err == nil {
+				calls[i].Reply.SetOut(m.out)
 			}
-			if c.Err != nil {
-				c.Err = s.answerError(ctx, m.name, c.Err)
-				continue
-			}
-			c.Reply.SetOut(m.out)
 		}
 	}
 }
 
-// anyFailed reports whether a command of cmds holds an error. A pipeline
-// that failed before sending sets none: its error then fails every command.
-func anyFailed(cmds []redis.Cmder) bool {
-	for _, cmd := range cmds {
-		if cmd.Err() != nil {
-			return true
+// exchange sends the commands of the calls whose params passed, reads their
+// replies in order, and sets each call's result or error.
+func (s *Store) exchange(ctx context.Context, pool *resp.Pool, m *methodSpec, calls []rpc.Call, ps []params) {
+	c, err := pool.Get(ctx)
+	if err != nil {
+		failQueued(calls, s.answerError(ctx, m.name, err))
+		return
+	}
+	defer pool.Put(c)
+	sent := make([]bool, len(calls))
+	for i := range calls {
+		if calls[i].Err == nil {
+			calls[i].Err = m.send(c, &ps[i])
+			sent[i] = calls[i].Err == nil
 		}
 	}
-	return false
+	if err := c.Flush(ctx); err != nil {
+		failQueued(calls, s.answerError(ctx, m.name, err))
+		return
+	}
+	for i := range calls {
+		if sent[i] {
+			if err := m.recv(c, &ps[i], &calls[i].Reply); err != nil {
+				calls[i].Err = s.answerError(ctx, m.name, err)
+			}
+		}
+	}
+}
+
+// failQueued fails every call that has no error yet with err.
+func failQueued(calls []rpc.Call, err error) {
+	for i := range calls {
+		if calls[i].Err == nil {
+			calls[i].Err = err
+		}
+	}
 }
 
 // Register adds the cache methods to reg: each method of one Redis command as
-// a Batch method, whose calls from one loop turn go to Redis as one pipeline,
+// a Batch method, whose calls from one loop turn go to Redis in one write,
 // and cache.mset as a Blocking method.
 func (s *Store) Register(reg *rpc.Registry) {
 	for i := range methods {
 		m := &methods[i]
-		if m.queue != nil {
+		if m.send != nil {
 			reg.RegisterBatch(m.name, s.batchHandler(m))
 		} else {
 			reg.Register(m.name, rpc.Blocking, s.handler(m))

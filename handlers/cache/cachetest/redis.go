@@ -30,13 +30,15 @@ type Redis struct {
 	t    testing.TB
 	port int
 	dir  string
+	args []string
 	cmd  *exec.Cmd
 	done chan struct{}
 }
 
-// Start runs redis-server for the test and stops it at cleanup. It skips the
+// Start runs redis-server for the test, with args added to its command line
+// (such as "--requirepass", "secret"), and stops it at cleanup. It skips the
 // test when redis-server is not installed.
-func Start(t testing.TB) *Redis {
+func Start(t testing.TB, args ...string) *Redis {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		if os.Getenv(RequireEnv) == "1" {
@@ -44,7 +46,7 @@ func Start(t testing.TB) *Redis {
 		}
 		t.Skip(SkipMessage)
 	}
-	r := &Redis{t: t, port: freePort(t), dir: t.TempDir()}
+	r := &Redis{t: t, port: freePort(t), dir: t.TempDir(), args: args}
 	r.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port))
 	r.Restart()
 	t.Cleanup(r.Stop)
@@ -65,8 +67,9 @@ func freePort(t testing.TB) int {
 // once) and waits until it answers PING.
 func (r *Redis) Restart() {
 	r.t.Helper()
-	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir)
+	args := append([]string{"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir}, r.args...)
+	r.cmd = exec.Command("redis-server", args...)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatalf("start redis-server: %v", err)
 	}
@@ -86,7 +89,8 @@ func (r *Redis) Restart() {
 	}
 }
 
-// answers reports whether the server answers PING now.
+// answers reports whether the server answers PING now; a server that wants
+// a password answers NOAUTH, which counts.
 func (r *Redis) answers() bool {
 	c, err := net.DialTimeout("tcp", r.Addr, time.Second)
 	if err != nil {
@@ -98,7 +102,7 @@ func (r *Redis) answers() bool {
 		return false
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
-	return err == nil && strings.HasPrefix(line, "+PONG")
+	return err == nil && (strings.HasPrefix(line, "+PONG") || strings.HasPrefix(line, "-NOAUTH"))
 }
 
 // Stop kills the server and waits for it to exit; it may be restarted.
