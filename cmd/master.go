@@ -50,41 +50,46 @@ func runMaster(s *settings, reg *rpc.Registry, stderr io.Writer, sigs chan os.Si
 	logOut := newLogOutput(&s.options, stderr)
 	log := newLogger(&s.options, logOut).With(zap.String("role", "master"))
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush
-	var m *master.Master
-	registration, err := newRegistration(s, func() net.Addr { return m.Addr() }, log)
-	if err != nil {
-		log.Error("master failed", zap.Error(err))
-		return 1
-	}
-	var ready readiness
 	cfg := masterConfig(s, logOut, sigs, newServiceNotifier(log))
 	cfg.PidFile = pid.file()
-	cfg.Hooks, cfg.Metrics = ready.wrap(cfg.Hooks), s.observe.metricsConfig(reg)
-	registration.wire(&cfg)
-	m, err = master.New(cfg, log)
-	var endpoint *metricsServer
-	if err == nil {
-		endpoint, err = listenMetrics(&s.observe, m, &ready, log)
-	}
-	if endpoint != nil {
-		go endpoint.serve()
-		defer endpoint.close()
-	}
-	if err == nil {
-		log.Info("starting", zap.String("version", version()), zap.Int("pid", os.Getpid()),
-			zap.String("listen", s.listen), zap.Int("workers", s.workers))
-		for _, e := range s.ext {
-			e.Announce(log)
-		}
-		err = m.Run(context.Background())
-		registration.wait()
-	}
-	if err != nil {
+	if err := serveMaster(s, reg, cfg, log); err != nil {
 		log.Error("master failed", zap.Error(err))
 		return 1
 	}
 	log.Info("stopped")
 	return 0
+}
+
+// serveMaster adds to cfg what the master serves beside the workers (the
+// metrics endpoint, the registration in etcd), then runs the master until
+// it stops.
+func serveMaster(s *settings, reg *rpc.Registry, cfg master.Config, log *zap.Logger) error {
+	var m *master.Master
+	registration, err := newRegistration(s, func() net.Addr { return m.Addr() }, log)
+	if err != nil {
+		return err
+	}
+	var ready readiness
+	cfg.Hooks, cfg.Metrics = ready.wrap(cfg.Hooks), s.observe.metricsConfig(reg)
+	registration.wire(&cfg)
+	if m, err = master.New(cfg, log); err != nil {
+		return err
+	}
+	endpoint, err := listenMetrics(&s.observe, m, &ready, log)
+	if err != nil {
+		return err
+	}
+	if endpoint != nil {
+		go endpoint.serve()
+		defer endpoint.close()
+	}
+	log.Info("starting", zap.String("version", version()), zap.Int("pid", os.Getpid()),
+		zap.String("listen", s.listen), zap.Int("workers", s.workers))
+	for _, e := range s.ext {
+		e.Announce(log)
+	}
+	defer registration.wait()
+	return m.Run(context.Background())
 }
 
 // masterConfig is the master's whole configuration: the generation s
