@@ -29,6 +29,9 @@ func runWorker(s *settings, slot int, reg *rpc.Registry, stderr io.Writer) int {
 	logOut := newLogOutput(&s.options, stderr)
 	log := newLogger(&s.options, logOut).With(zap.String("role", "worker"), zap.Int("slot", slot), zap.Int("pid", os.Getpid()))
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush
+	if err := disableCoreDumps(); err != nil {
+		log.Warn("core dumps stay on", zap.Error(err))
+	}
 	if err := serveWorker(s, slot, reg, logOut, log); err != nil {
 		log.Error("worker failed", zap.Error(err))
 		return 1

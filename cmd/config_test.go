@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/rpcd/rpcd/master"
 )
 
@@ -137,25 +139,50 @@ func TestRunActions(t *testing.T) {
 	checkRuns(t, tests)
 }
 
-// Workers run with GOTRACEBACK=all at least, so that the watchdog's
-// SIGABRT leaves every goroutine's stack in their log.
+// Workers run with GOTRACEBACK=crash, so that the watchdog's SIGABRT
+// leaves every thread's goroutine stack in their log, and without core
+// files unless the master's own GOTRACEBACK=crash asks for them.
 func TestWorkerEnvTraceback(t *testing.T) {
-	for _, tt := range []struct{ master, want string }{
-		{master: "", want: "all"},
-		{master: "none", want: "all"},
-		{master: "single", want: "all"},
-		{master: "crash", want: "crash"},
+	for _, tt := range []struct {
+		master string
+		noCore bool
+	}{
+		{master: "", noCore: true},
+		{master: "none", noCore: true},
+		{master: "all", noCore: true},
+		{master: "crash", noCore: false},
 	} {
 		t.Setenv("GOTRACEBACK", tt.master)
 		var got []string
+		noCore := false
 		for _, kv := range workerEnv(nil) {
 			if val, ok := strings.CutPrefix(kv, "GOTRACEBACK="); ok {
 				got = append(got, val)
 			}
+			noCore = noCore || kv == noCoreEnv+"=1"
 		}
-		if len(got) != 1 || got[0] != tt.want {
-			t.Errorf("master GOTRACEBACK=%q: worker gets %q, want [%s]", tt.master, got, tt.want)
+		if len(got) != 1 || got[0] != "crash" || noCore != tt.noCore {
+			t.Errorf("master GOTRACEBACK=%q: worker gets %q, no core %v; want [crash], %v", tt.master, got, noCore, tt.noCore)
 		}
+	}
+}
+
+func TestDisableCoreDumps(t *testing.T) {
+	var before unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_CORE, &before); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Setrlimit(unix.RLIMIT_CORE, &before) })
+	t.Setenv(noCoreEnv, "1")
+	if err := disableCoreDumps(); err != nil {
+		t.Fatal(err)
+	}
+	var after unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_CORE, &after); err != nil {
+		t.Fatal(err)
+	}
+	if after.Cur != 0 || after.Max != before.Max {
+		t.Fatalf("core limit %+v after, %+v before; want a soft limit of 0 and the hard one kept", after, before)
 	}
 }
 

@@ -20,9 +20,10 @@
 // RPCD_WORKER_ARGS variable, never on the world-readable command line. A
 // worker parses only them and its own command line, which a master leaves
 // empty: a worker never reads the file, and serves exactly the methods its
-// binary registered. Workers run with GOTRACEBACK=all at least, so that the
-// master's SIGABRT to a hung worker leaves every goroutine's stack in the
-// worker's stderr.
+// binary registered. Workers run with GOTRACEBACK=crash, so that the
+// master's SIGABRT to a hung worker leaves every thread's goroutine stack
+// in the worker's stderr, and without core files unless the master's own
+// GOTRACEBACK=crash asks for them.
 //
 // A -config file that sets nothing is an error, and -listen must parse,
 // have a port in range and a host that resolves: at start, on SIGHUP

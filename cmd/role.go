@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/rpcd/rpcd/master"
 )
 
@@ -45,31 +47,51 @@ func currentRole() (role, error) {
 	return r, nil
 }
 
-// workerTraceback is the GOTRACEBACK a worker runs with, unless the master's
-// own asks for as much or more: when the master's watchdog sends a hung
-// worker SIGABRT, the Go runtime then writes every goroutine's stack to the
-// worker's stderr, without a core file.
-const workerTraceback = "all"
+// Workers run with GOTRACEBACK=crash: when the master's watchdog sends a
+// hung worker SIGABRT, the Go runtime has every thread write the stack of
+// the goroutine it runs (with "all", a goroutine spinning on a thread other
+// than the one the signal reached is "stack unavailable"). crash ends in a
+// core dump, which a worker turns off (noCoreEnv) unless the master itself
+// runs with GOTRACEBACK=crash, asking for one.
+const (
+	workerTraceback = "crash"
+	noCoreEnv       = "RPCD_WORKER_NO_CORE"
+)
 
 // workerEnv is the environment workers start with: the master's own,
 // without the service manager's socket (only the master speaks for the
-// service), with GOTRACEBACK at least workerTraceback, and with args in
+// service), with GOTRACEBACK=workerTraceback, and with args in
 // workerArgsEnv.
 func workerEnv(args []string) []string {
 	var env []string
-	traceback := workerTraceback
+	noCore := true
 	for _, kv := range os.Environ() {
 		name, val, _ := strings.Cut(kv, "=")
 		switch name {
-		case notifySocketEnv, workerArgsEnv:
+		case notifySocketEnv, workerArgsEnv, noCoreEnv:
 		case "GOTRACEBACK":
-			if val == "system" || val == "crash" {
-				traceback = val
-			}
+			noCore = val != "crash"
 		default:
 			env = append(env, kv)
 		}
 	}
+	if noCore {
+		env = append(env, noCoreEnv+"=1")
+	}
 	enc, _ := json.Marshal(args) // a []string always encodes
-	return append(env, "GOTRACEBACK="+traceback, workerArgsEnv+"="+string(enc))
+	return append(env, "GOTRACEBACK="+workerTraceback, workerArgsEnv+"="+string(enc))
+}
+
+// disableCoreDumps sets the soft core-file limit to 0 in a worker that
+// noCoreEnv marks.
+func disableCoreDumps() error {
+	if os.Getenv(noCoreEnv) == "" {
+		return nil
+	}
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_CORE, &lim); err != nil {
+		return os.NewSyscallError("getrlimit", err)
+	}
+	lim.Cur = 0
+	return os.NewSyscallError("setrlimit", unix.Setrlimit(unix.RLIMIT_CORE, &lim))
 }

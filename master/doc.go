@@ -65,7 +65,7 @@
 // serving worker that exits is replaced in its slot after a per-slot
 // exponential backoff; a worker that sends no status byte for
 // Generation.WorkerTimeout is sent SIGABRT, so that a Go worker run with
-// GOTRACEBACK=all writes every goroutine's stack to its stderr as it dies,
+// GOTRACEBACK=crash writes its goroutines' stacks to its stderr as it dies,
 // then SIGKILL if it still runs abortGrace (2s) later, and is replaced; a
 // worker asking to be recycled gets a replacement first and drains once it
 // is ready. Run
