@@ -52,7 +52,8 @@ func HeapLimit(maxBuffer int) int64 {
 }
 
 // held is what c holds in user space: its half-received or held-back input,
-// its unsent answers and those waiting behind pooled requests. It saturates
+// its unsent answers (the whole buffer, written part included: see
+// conn.wrote) and those waiting behind pooled requests. It saturates
 // at 4 GiB, so that it fits the padding of conn.
 func (c *conn) held() uint32 {
 	n := cap(c.in) + cap(c.out)

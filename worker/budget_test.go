@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+	"golang.org/x/sys/unix"
 
 	"github.com/rpcd/rpcd/protocol"
 )
@@ -172,5 +173,30 @@ func TestDropLogRateLimited(t *testing.T) {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("logged\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// An answer buffer the socket took part of stays allocated whole, and the
+// budget counts all of it until every answer is out.
+func TestBudgetCountsPartlyWrittenAnswers(t *testing.T) {
+	h := newLoopHarness(t)
+	h.w.send(h.c, make([]byte, 4<<20)) // more than the socket pair buffers
+	h.w.account(h.c)
+	size, pending := cap(h.c.out), h.w.pendingBytes(h.c)
+	if pending == 0 || h.c.counted != uint32(size) {
+		t.Fatalf("%d bytes unsent, %d counted; want some unsent and %d counted", pending, h.c.counted, size)
+	}
+	for range 2 {
+		if _, err := unix.Read(h.peer, make([]byte, 64<<10)); err != nil {
+			t.Fatal(err)
+		}
+		h.w.handleConn(h.c, writeEvents)
+		if left := h.w.pendingBytes(h.c); left >= pending || left == 0 {
+			t.Fatalf("%d bytes unsent after the peer read, %d before", left, pending)
+		}
+		if h.c.counted != uint32(size) {
+			t.Fatalf("counted %d bytes of a %d-byte answer buffer still held", h.c.counted, size)
+		}
+		pending = h.w.pendingBytes(h.c)
 	}
 }
