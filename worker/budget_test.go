@@ -59,6 +59,60 @@ func TestConnLimitStopsAndResumesAccepting(t *testing.T) {
 	}
 }
 
+// A worker held at its connection limit by steady load, each close letting
+// a queued connection in, logs one episode rather than a pair of lines per
+// close.
+func TestConnLimitLogsOncePerEpisode(t *testing.T) {
+	const limit, queued = 10, 5
+	s := startWorker(t, Config{MaxConns: limit})
+	var open []*client
+	for range limit {
+		c := dial(t, s.addr)
+		c.expectPing()
+		open = append(open, c)
+	}
+	var waiting []*client
+	for i := range queued {
+		c := dial(t, s.addr)
+		c.write(request("ping", fmt.Sprintf(`"queued %d"`, i)))
+		waiting = append(waiting, c)
+	}
+	s.waitLog(t, "connection limit reached; accepts paused")
+	for i, c := range waiting {
+		open[i].conn.Close()
+		if got, want := describe(c.answer()), fmt.Sprintf(`pong "queued %d"`, i); got != want {
+			t.Fatalf("queued conn answered %s, want %s", got, want)
+		}
+	}
+	reached := s.logs.FilterMessage("connection limit reached; accepts paused").Len()
+	resumed := s.logs.FilterMessage("below the connection limit; accepting again").Len()
+	if reached > 1 || resumed > 1 {
+		t.Fatalf("limit reached logged %d times and resumed %d times; want at most once each", reached, resumed)
+	}
+}
+
+// A worker retiring at its connection limit takes the connections queued on
+// its listener and answers them, instead of resetting them with the socket.
+func TestRetireAtConnLimitTakesQueue(t *testing.T) {
+	s := startWorker(t, Config{MaxConns: 2})
+	a, b := dial(t, s.addr), dial(t, s.addr)
+	a.expectPing()
+	b.expectPing()
+	queued := dial(t, s.addr)
+	queued.write(request("ping", `"queued"`))
+	s.waitLog(t, "connection limit reached; accepts paused")
+	s.w.Retire()
+	if got := queued.answersUntilEOF(); len(got) != 1 || got[0] != `pong "queued"` {
+		t.Fatalf("queued conn answered %q; want one pong", got)
+	}
+	for _, c := range []*client{a, b, queued} {
+		c.conn.Close() // ends the lingering close
+	}
+	if err := s.wait(t); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+}
+
 // A half-received frame's buffer is sized by the bytes that arrived, not by
 // its advertised length, and is released once the frame completes.
 func TestHalfFrameBufferSizedByArrival(t *testing.T) {

@@ -58,7 +58,8 @@ type Config struct {
 	QueueSize    int           // offload queue bound, full => overloaded; default DefaultQueueSize
 	// MaxConns caps the worker's open connections: at the cap it stops
 	// accepting, leaving new ones in the listener's queue, and resumes below
-	// it. Default DefaultMaxConns().
+	// it; a retiring worker takes the queue whatever the cap (see Retire).
+	// Default DefaultMaxConns().
 	MaxConns int
 	// MaxBuffer is the memory budget: the bytes of half-received frames and
 	// unsent answers the worker holds for all its connections, with the

@@ -441,6 +441,7 @@ func (w *Worker) closeConn(c *conn, why string) {
 	if w.atConnLimit {
 		w.resumeAccept()
 	}
+	w.endLimitEpisode()
 	if w.log.Core().Enabled(zapcore.DebugLevel) {
 		w.log.Debug("bye", zap.Int32("fd", c.fd), zap.Uint64("conn", c.id), zap.String("why", why))
 	}

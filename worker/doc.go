@@ -38,7 +38,8 @@
 // Config.WriteTimeout those that stop reading their answers.
 //
 // At Config.MaxConns open connections the worker stops accepting, leaving new
-// ones in the listener's queue, until one closes. Config.MaxBuffer bounds
+// ones in the listener's queue, until one closes; it logs that once, until
+// fewer than 90 % of the limit are open. Config.MaxBuffer bounds
 // the memory held for all connections, half-received frames and unsent
 // answers, with the buffers kept for reuse and a share left for garbage:
 // near it, connections at a frame boundary are not read; past it, those
