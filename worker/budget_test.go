@@ -172,6 +172,39 @@ func TestBudgetPausesThenDropsBiggest(t *testing.T) {
 	}
 }
 
+// Clients that stop reading their answers, holding enough of the budget to
+// keep its pressure on, do not stall the worker: the biggest of them are
+// dropped and a new client is answered.
+func TestNonReadersDoNotStallWorker(t *testing.T) {
+	const budget = 8 << 20
+	const pressure = "memory budget under pressure; reading paused at frame boundaries"
+	s := startWorker(t, Config{MaxBuffer: budget, MaxPending: 1 << 20})
+	pressed := func() bool { return s.logs.FilterMessage(pressure).Len() > 0 || s.w.Stats().BudgetPaused }
+	// Each non-reader sends requests one by one until its unsent answers
+	// pause it, so that it holds about MaxPending whatever the kernel took.
+	for i := range 20 {
+		if pressed() {
+			break
+		}
+		c := dial(t, s.addr)
+		for j := 0; j < 200 && s.w.Stats().Paused == int64(i) && !pressed(); j++ {
+			before := s.w.Stats().Answered
+			c.write(request("big", fmt.Sprintf("[%d,%d]", j, 64<<10)))
+			s.waitStats(t, "an answer or a pause", func(st Stats) bool {
+				return st.Answered > before || st.Paused > int64(i) || st.BudgetPaused
+			})
+		}
+	}
+	s.waitLog(t, pressure)
+	if held := s.logs.FilterMessage(pressure).All()[0].ContextMap()["held"].(int64); held*4 < budget*3 || held > budget {
+		t.Fatalf("pressure with %d bytes held; want between 3/4 of %d and all of it", held, budget)
+	}
+	dial(t, s.addr).expectPing()
+	if st := s.w.Stats(); st.Dropped == 0 || st.BudgetPaused {
+		t.Fatalf("a new client was answered with %d dropped and pressure %v; want drops and no pressure", st.Dropped, st.BudgetPaused)
+	}
+}
+
 // A client dropped for not reading its answers gets a reset, not an end of
 // stream after them, and the drop is logged at info with the peer.
 func TestWriteTimeoutResetsStalledReader(t *testing.T) {

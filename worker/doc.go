@@ -42,8 +42,9 @@
 // fewer than 90 % of the limit are open. Config.MaxBuffer bounds
 // the memory held for all connections, half-received frames and unsent
 // answers, with the buffers kept for reuse and a share left for garbage:
-// near it, connections at a frame boundary are not read; past it, those
-// holding the most are dropped. A drop for the budget or for WriteTimeout
+// near it, connections at a frame boundary are not read, and those holding
+// the most unsent answers are dropped once a second until such answers
+// cannot keep the pause on; past it, those holding the most are dropped. A drop for the budget or for WriteTimeout
 // resets the connection and is logged at info, rate-limited.
 //
 // # Shutdown

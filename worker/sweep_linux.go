@@ -3,7 +3,8 @@ package worker
 import "time"
 
 // sweep enforces timeouts on every conn, using the coarse clock rather than a
-// timer per conn, resumes paused accepting, and returns freed memory.
+// timer per conn, resumes paused accepting, drops clients whose unsent
+// answers hold the budget's pressure, and returns freed memory.
 func (w *Worker) sweep() {
 	w.lastSweep = w.now
 	w.resumeAccept()
@@ -21,6 +22,7 @@ func (w *Worker) sweep() {
 			w.settle(c) // a conn whose drainGrace ran out starts its lingering close
 		}
 	}
+	w.shedUnsent()
 	w.drops.flush(w.now)
 	w.releaseMemory()
 }

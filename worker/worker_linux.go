@@ -77,6 +77,7 @@ type Worker struct {
 	budgetPaused bool // conns' read interest reflects pressed
 	lastRelease  int64
 	spare        spareBuffers // freed input buffers kept for reuse
+	shed         []*conn      // shedUnsent's candidates, kept between sweeps
 	drops        dropLog
 	meter        meterState
 }
