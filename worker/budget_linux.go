@@ -37,25 +37,6 @@ const (
 	releaseEvery = 2 * time.Second
 )
 
-// heapHeadroom is what a worker's process holds beyond its memory budget
-// under a hostile burst: the runtime, the loop's shared buffers and the
-// conns' own structs. An idle worker holds about 1.2 MiB of anonymous
-// memory (/proc/PID/smaps_rollup).
-const heapHeadroom = 2 << 20
-
-// HeapLimit is the soft memory limit (debug.SetMemoryLimit) that suits a
-// process running one worker with memory budget maxBuffer (0: the default).
-// Under it the garbage collector runs before garbage takes the process past
-// its budget, so a burst of hostile connections costs at most the budget
-// over the idle worker. Ordinary traffic holds far less than the limit, and
-// the collector's pace (GOGC) is then its own.
-func HeapLimit(maxBuffer int) int64 {
-	if maxBuffer == 0 {
-		maxBuffer = DefaultMaxBuffer
-	}
-	return int64(maxBuffer) + heapHeadroom
-}
-
 // held is what c holds in user space: its half-received or held-back input,
 // its unsent answers (the whole buffer, written part included: see
 // conn.wrote) and those waiting behind pooled requests. It saturates
@@ -79,6 +60,7 @@ func (w *Worker) account(c *conn) {
 	c.counted = h
 	w.stats.buffered.Store(int64(w.buffered))
 	w.peak = max(w.peak, w.buffered)
+	w.memLimit.noteHeld(w.buffered + w.spare.bytes)
 	if !w.pressed && w.buffered*pressureDen >= w.cfg.MaxBuffer*pressureNum {
 		w.pressed = true
 	}

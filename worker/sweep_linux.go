@@ -4,7 +4,8 @@ import "time"
 
 // sweep enforces timeouts on every conn, using the coarse clock rather than a
 // timer per conn, resumes paused accepting, drops clients whose unsent
-// answers hold the budget's pressure, and returns freed memory.
+// answers hold the budget's pressure, returns freed memory and sets the soft
+// memory limit.
 func (w *Worker) sweep() {
 	w.lastSweep = w.now
 	w.resumeAccept()
@@ -25,6 +26,7 @@ func (w *Worker) sweep() {
 	w.shedUnsent()
 	w.drops.flush(w.now)
 	w.releaseMemory()
+	w.updateMemoryLimit()
 }
 
 const writeTimeout = "write timeout"

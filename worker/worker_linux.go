@@ -78,6 +78,7 @@ type Worker struct {
 	lastRelease  int64
 	spare        spareBuffers // freed input buffers kept for reuse
 	shed         []*conn      // shedUnsent's candidates, kept between sweeps
+	memLimit     memoryLimit
 	drops        dropLog
 	meter        meterState
 }
@@ -207,6 +208,9 @@ func (w *Worker) openLoop() error {
 	timeout := timeoutError(w.cfg.HandlerTimeout)
 	w.timeoutFrame = protocol.AppendError(nil, w.cfg.ByteOrder, timeout)
 	w.pool = newPool(w.cfg.PoolSize, w.cfg.QueueSize, w.cfg.ByteOrder, w.log, w.waker.wake, timeout)
+	if w.cfg.ManageMemoryLimit {
+		w.startMemoryLimit()
+	}
 	return nil
 }
 
