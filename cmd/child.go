@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"time"
 
 	"go.uber.org/zap"
@@ -57,12 +56,10 @@ func serveWorker(s *settings, slot int, reg *rpc.Registry, logOut *logOutput, lo
 		defer access.close()
 		c.access = access
 	}
+	cfg.ManageMemoryLimit = os.Getenv("GOMEMLIMIT") == ""
 	w, err := worker.New(cfg, reg, log)
 	if err != nil {
 		return err
-	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(worker.HeapLimit(cfg.MaxBuffer))
 	}
 	stop, err := startExtensions(s.ext, WorkerInfo{Slot: slot, PoolSize: s.poolSize, Log: log})
 	if err != nil {

@@ -1,8 +1,10 @@
 package worker
 
 import (
+	"cmp"
 	"math"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -16,10 +18,13 @@ import (
 // of the budget is set aside. Each conn's share is recounted whenever it
 // settles. At pressureShare of the budget, conns at a frame boundary stop
 // being read (backpressure; a conn with a half frame may still complete it);
-// below resumeShare reading resumes. Past the ceiling (the budget less the
-// collector's share) the rest of a batch of events reads nothing, spares are
-// let go, and the conns holding the most are dropped with a reset until the
-// total is back within it.
+// below resumeShare reading resumes. Pausing frees nothing that clients not
+// reading their answers hold, so under pressure each sweep drops the
+// biggest holders of unsent answers until those hold at most resumeShare
+// (see shedUnsent). Past the ceiling (the budget less the collector's share)
+// the rest of a batch of events reads nothing, spares are let go, and the
+// conns holding the most are dropped with a reset until the total is back
+// within it.
 const (
 	pressureNum, pressureDen = 3, 4 // pressure starts at 3/4 of the budget
 	resumeNum, resumeDen     = 1, 2 // and ends at 1/2 of it
@@ -32,27 +37,9 @@ const (
 	releaseEvery = 2 * time.Second
 )
 
-// heapHeadroom is what a worker's process holds beyond its memory budget
-// under a hostile burst: the runtime, the loop's shared buffers and the
-// conns' own structs. An idle worker holds about 1.2 MiB of anonymous
-// memory (/proc/PID/smaps_rollup).
-const heapHeadroom = 2 << 20
-
-// HeapLimit is the soft memory limit (debug.SetMemoryLimit) that suits a
-// process running one worker with memory budget maxBuffer (0: the default).
-// Under it the garbage collector runs before garbage takes the process past
-// its budget, so a burst of hostile connections costs at most the budget
-// over the idle worker. Ordinary traffic holds far less than the limit, and
-// the collector's pace (GOGC) is then its own.
-func HeapLimit(maxBuffer int) int64 {
-	if maxBuffer == 0 {
-		maxBuffer = DefaultMaxBuffer
-	}
-	return int64(maxBuffer) + heapHeadroom
-}
-
 // held is what c holds in user space: its half-received or held-back input,
-// its unsent answers and those waiting behind pooled requests. It saturates
+// its unsent answers (the whole buffer, written part included: see
+// conn.wrote) and those waiting behind pooled requests. It saturates
 // at 4 GiB, so that it fits the padding of conn.
 func (c *conn) held() uint32 {
 	n := cap(c.in) + cap(c.out)
@@ -73,6 +60,7 @@ func (w *Worker) account(c *conn) {
 	c.counted = h
 	w.stats.buffered.Store(int64(w.buffered))
 	w.peak = max(w.peak, w.buffered)
+	w.memLimit.noteHeld(w.buffered + w.spare.bytes)
 	if !w.pressed && w.buffered*pressureDen >= w.cfg.MaxBuffer*pressureNum {
 		w.pressed = true
 	}
@@ -117,6 +105,40 @@ func (w *Worker) enforceBudget() {
 			w.updateInterest(c)
 		}
 	}
+}
+
+// shedUnsent runs at each sweep. Under pressure, answers that clients do not
+// take stay held however long reading is paused, so if they alone hold more
+// than the pressure's end the pressure would last until they time out, and
+// every conn at a frame boundary would wait with it. The conns holding the
+// most unsent answers are then dropped until the rest hold no more than
+// that, and the pressure is reassessed at once.
+func (w *Worker) shedUnsent() {
+	if !w.pressed {
+		return
+	}
+	total := 0
+	w.shed = w.shed[:0]
+	for _, c := range w.conns {
+		if c != nil && cap(c.out) > 0 {
+			total += cap(c.out)
+			w.shed = append(w.shed, c)
+		}
+	}
+	defer clear(w.shed)
+	if total*resumeDen <= w.cfg.MaxBuffer*resumeNum {
+		return
+	}
+	slices.SortFunc(w.shed, func(a, b *conn) int { return cmp.Compare(cap(b.out), cap(a.out)) })
+	for _, c := range w.shed {
+		if total*resumeDen <= w.cfg.MaxBuffer*resumeNum {
+			break
+		}
+		total -= cap(c.out)
+		w.dropConn(c, memoryBudget)
+		w.stats.dropped.Add(1)
+	}
+	w.enforceBudget()
 }
 
 // recycle keeps b, a buffer no conn uses any more, as a spare if the spares

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+	"golang.org/x/sys/unix"
 
 	"github.com/rpcd/rpcd/protocol"
 )
@@ -55,6 +56,60 @@ func TestConnLimitStopsAndResumesAccepting(t *testing.T) {
 	resumed := s.logs.FilterMessage("below the connection limit; accepting again").Len()
 	if reached != 2 || resumed != 1 {
 		t.Fatalf("limit reached %d times and resumed %d times; want 2 and 1", reached, resumed)
+	}
+}
+
+// A worker held at its connection limit by steady load, each close letting
+// a queued connection in, logs one episode rather than a pair of lines per
+// close.
+func TestConnLimitLogsOncePerEpisode(t *testing.T) {
+	const limit, queued = 10, 5
+	s := startWorker(t, Config{MaxConns: limit})
+	var open []*client
+	for range limit {
+		c := dial(t, s.addr)
+		c.expectPing()
+		open = append(open, c)
+	}
+	var waiting []*client
+	for i := range queued {
+		c := dial(t, s.addr)
+		c.write(request("ping", fmt.Sprintf(`"queued %d"`, i)))
+		waiting = append(waiting, c)
+	}
+	s.waitLog(t, "connection limit reached; accepts paused")
+	for i, c := range waiting {
+		open[i].conn.Close()
+		if got, want := describe(c.answer()), fmt.Sprintf(`pong "queued %d"`, i); got != want {
+			t.Fatalf("queued conn answered %s, want %s", got, want)
+		}
+	}
+	reached := s.logs.FilterMessage("connection limit reached; accepts paused").Len()
+	resumed := s.logs.FilterMessage("below the connection limit; accepting again").Len()
+	if reached > 1 || resumed > 1 {
+		t.Fatalf("limit reached logged %d times and resumed %d times; want at most once each", reached, resumed)
+	}
+}
+
+// A worker retiring at its connection limit takes the connections queued on
+// its listener and answers them, instead of resetting them with the socket.
+func TestRetireAtConnLimitTakesQueue(t *testing.T) {
+	s := startWorker(t, Config{MaxConns: 2})
+	a, b := dial(t, s.addr), dial(t, s.addr)
+	a.expectPing()
+	b.expectPing()
+	queued := dial(t, s.addr)
+	queued.write(request("ping", `"queued"`))
+	s.waitLog(t, "connection limit reached; accepts paused")
+	s.w.Retire()
+	if got := queued.answersUntilEOF(); len(got) != 1 || got[0] != `pong "queued"` {
+		t.Fatalf("queued conn answered %q; want one pong", got)
+	}
+	for _, c := range []*client{a, b, queued} {
+		c.conn.Close() // ends the lingering close
+	}
+	if err := s.wait(t); err != nil {
+		t.Fatalf("Serve: %v", err)
 	}
 }
 
@@ -117,6 +172,39 @@ func TestBudgetPausesThenDropsBiggest(t *testing.T) {
 	}
 }
 
+// Clients that stop reading their answers, holding enough of the budget to
+// keep its pressure on, do not stall the worker: the biggest of them are
+// dropped and a new client is answered.
+func TestNonReadersDoNotStallWorker(t *testing.T) {
+	const budget = 8 << 20
+	const pressure = "memory budget under pressure; reading paused at frame boundaries"
+	s := startWorker(t, Config{MaxBuffer: budget, MaxPending: 1 << 20})
+	pressed := func() bool { return s.logs.FilterMessage(pressure).Len() > 0 || s.w.Stats().BudgetPaused }
+	// Each non-reader sends requests one by one until its unsent answers
+	// pause it, so that it holds about MaxPending whatever the kernel took.
+	for i := range 20 {
+		if pressed() {
+			break
+		}
+		c := dial(t, s.addr)
+		for j := 0; j < 200 && s.w.Stats().Paused == int64(i) && !pressed(); j++ {
+			before := s.w.Stats().Answered
+			c.write(request("big", fmt.Sprintf("[%d,%d]", j, 64<<10)))
+			s.waitStats(t, "an answer or a pause", func(st Stats) bool {
+				return st.Answered > before || st.Paused > int64(i) || st.BudgetPaused
+			})
+		}
+	}
+	s.waitLog(t, pressure)
+	if held := s.logs.FilterMessage(pressure).All()[0].ContextMap()["held"].(int64); held*4 < budget*3 || held > budget {
+		t.Fatalf("pressure with %d bytes held; want between 3/4 of %d and all of it", held, budget)
+	}
+	dial(t, s.addr).expectPing()
+	if st := s.w.Stats(); st.Dropped == 0 || st.BudgetPaused {
+		t.Fatalf("a new client was answered with %d dropped and pressure %v; want drops and no pressure", st.Dropped, st.BudgetPaused)
+	}
+}
+
 // A client dropped for not reading its answers gets a reset, not an end of
 // stream after them, and the drop is logged at info with the peer.
 func TestWriteTimeoutResetsStalledReader(t *testing.T) {
@@ -172,5 +260,30 @@ func TestDropLogRateLimited(t *testing.T) {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("logged\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// An answer buffer the socket took part of stays allocated whole, and the
+// budget counts all of it until every answer is out.
+func TestBudgetCountsPartlyWrittenAnswers(t *testing.T) {
+	h := newLoopHarness(t)
+	h.w.send(h.c, make([]byte, 4<<20)) // more than the socket pair buffers
+	h.w.account(h.c)
+	size, pending := cap(h.c.out), h.w.pendingBytes(h.c)
+	if pending == 0 || h.c.counted != uint32(size) {
+		t.Fatalf("%d bytes unsent, %d counted; want some unsent and %d counted", pending, h.c.counted, size)
+	}
+	for range 2 {
+		if _, err := unix.Read(h.peer, make([]byte, 64<<10)); err != nil {
+			t.Fatal(err)
+		}
+		h.w.handleConn(h.c, writeEvents)
+		if left := h.w.pendingBytes(h.c); left >= pending || left == 0 {
+			t.Fatalf("%d bytes unsent after the peer read, %d before", left, pending)
+		}
+		if h.c.counted != uint32(size) {
+			t.Fatalf("counted %d bytes of a %d-byte answer buffer still held", h.c.counted, size)
+		}
+		pending = h.w.pendingBytes(h.c)
 	}
 }

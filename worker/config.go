@@ -18,10 +18,10 @@ const (
 	DefaultMaxPending     = 4 << 20
 	DefaultQueueSize      = 1024
 	DefaultHandlerTimeout = 10 * time.Second
-	// DefaultMaxBuffer holds 60 frames of the default MaxFrame half received,
-	// or 15 non-reading clients at the default MaxPending, while a worker
-	// serving ordinary traffic holds almost nothing: whole frames are
-	// answered from the shared read buffer.
+	// DefaultMaxBuffer holds 60 frames of the default MaxFrame half received;
+	// 12 non-reading clients at the default MaxPending bring on its pressure,
+	// which sheds them down to about 8. A worker serving ordinary traffic holds
+	// almost nothing: whole frames are answered from the shared read buffer.
 	DefaultMaxBuffer = 64 << 20
 )
 
@@ -58,7 +58,8 @@ type Config struct {
 	QueueSize    int           // offload queue bound, full => overloaded; default DefaultQueueSize
 	// MaxConns caps the worker's open connections: at the cap it stops
 	// accepting, leaving new ones in the listener's queue, and resumes below
-	// it. Default DefaultMaxConns().
+	// it; a retiring worker takes the queue whatever the cap (see Retire).
+	// Default DefaultMaxConns().
 	MaxConns int
 	// MaxBuffer is the memory budget: the bytes of half-received frames and
 	// unsent answers the worker holds for all its connections, with the
@@ -66,6 +67,13 @@ type Config struct {
 	// pauses; past it the connections holding the most are dropped. Default
 	// DefaultMaxBuffer.
 	MaxBuffer int
+	// ManageMemoryLimit has the worker keep the process's soft memory limit
+	// (debug.SetMemoryLimit) at MaxBuffer plus 2 MiB plus the live heap
+	// its connections do not hold, updated at each sweep after a garbage
+	// collection: garbage is collected before it takes the process past
+	// its budget, whatever the program itself keeps live. For a process
+	// running one worker.
+	ManageMemoryLimit bool
 	// HandlerTimeout bounds each Blocking call, from the moment it is queued:
 	// its ctx carries the deadline, and the loop answers timeout once it passes.
 	// Default DefaultHandlerTimeout.

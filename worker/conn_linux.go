@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"math"
 	"os"
 
 	"go.uber.org/zap"
@@ -15,15 +16,16 @@ import (
 // an idle conn is this struct alone.
 type conn struct {
 	fd        int32
-	events    uint32       // epoll interest registered for fd
+	sent      uint32       // bytes at the start of out already written
 	id        uint64       // unique per accepted conn: pooled answers for a reused fd are dropped
 	in        []byte       // unprocessed input: a partial frame, or frames held back; nil when none
-	out       []byte       // answers the socket would not take yet; nil when none
+	out       []byte       // answers the socket would not take yet, from sent on; nil when none
 	order     *answerQueue // answers waiting behind pooled requests; nil when none are outstanding
 	active    int64        // clock when bytes last moved, or when lingering began
 	partialAt int64        // clock when in became non-empty; 0 while in is empty
 	flags     connFlags
 	goodbye   uint8  // goodbyeUnasked, goodbyeOwed or goodbyeSent; see goodbye_linux.go
+	events    uint8  // epoll interest registered for fd: readEvents, writeEvents
 	counted   uint32 // bytes counted against the memory budget; see account
 }
 
@@ -69,7 +71,7 @@ func (w *Worker) handleWritable(c *conn) {
 	if len(c.out) == 0 {
 		return
 	}
-	n, err := writeFD(int(c.fd), c.out)
+	n, err := writeFD(int(c.fd), c.out[c.sent:])
 	switch {
 	case err == unix.EAGAIN:
 	case err != nil:
@@ -77,11 +79,30 @@ func (w *Worker) handleWritable(c *conn) {
 	default:
 		c.active = w.now
 		w.countBytes(metrics.BytesWritten, n)
-		c.out = c.out[n:]
-		if len(c.out) == 0 {
-			c.out = nil
-		}
+		c.wrote(n)
 	}
+}
+
+// wrote marks n more bytes of c.out as written. c.out keeps the start of its
+// buffer, so that the budget counts all of it while any of it is held (see
+// held); its unsent rest moves to the front once it is no longer than what
+// was written, so copying costs at most the bytes written. The buffer is let
+// go once everything is out.
+func (c *conn) wrote(n int) {
+	sent := int(c.sent) + n
+	switch rest := len(c.out) - sent; {
+	case rest == 0:
+		c.out, c.sent = nil, 0
+	case rest <= sent || sent > math.MaxUint32:
+		c.compactOut(sent)
+	default:
+		c.sent = uint32(sent)
+	}
+}
+
+// compactOut moves c.out's bytes from sent on to the front of its buffer.
+func (c *conn) compactOut(sent int) {
+	c.out, c.sent = c.out[:copy(c.out, c.out[sent:])], 0
 }
 
 // handleReadable reads once into the shared buffer and dispatches every complete
@@ -224,7 +245,11 @@ func (w *Worker) send(c *conn, data []byte) {
 	case c.flags&closeNow != 0:
 		return
 	case len(c.out) > 0:
-		// Earlier answers are still queued; these go behind them.
+		// Earlier answers are still queued; these go behind them, in room
+		// the written ones left if the buffer is full.
+		if c.sent > 0 && len(c.out)+len(data) > cap(c.out) {
+			c.compactOut(int(c.sent))
+		}
 		c.out = append(c.out, data...)
 		return
 	}
@@ -244,7 +269,7 @@ func (w *Worker) send(c *conn, data []byte) {
 
 // pendingBytes counts answer bytes owed to c and not yet in the kernel.
 func (w *Worker) pendingBytes(c *conn) int {
-	n := len(c.out)
+	n := len(c.out) - int(c.sent)
 	if c.order != nil {
 		n += c.order.queued
 	}
@@ -383,7 +408,7 @@ func (w *Worker) updateInterest(c *conn) {
 	if len(c.out) > 0 {
 		want |= writeEvents
 	}
-	if want == c.events {
+	if want == uint32(c.events) {
 		return
 	}
 	if err := w.poll.mod(int(c.fd), want); err != nil {
@@ -391,7 +416,7 @@ func (w *Worker) updateInterest(c *conn) {
 		w.closeConn(c, "epoll failed")
 		return
 	}
-	c.events = want
+	c.events = uint8(want)
 }
 
 func (w *Worker) closeConn(c *conn, why string) {
@@ -411,11 +436,12 @@ func (w *Worker) closeConn(c *conn, why string) {
 	_ = unix.Close(int(c.fd))
 	w.conns[c.fd] = nil
 	c.flags = closed
-	c.out = nil
+	c.out, c.sent = nil, 0
 	w.stats.open.Add(-1)
 	if w.atConnLimit {
 		w.resumeAccept()
 	}
+	w.endLimitEpisode()
 	if w.log.Core().Enabled(zapcore.DebugLevel) {
 		w.log.Debug("bye", zap.Int32("fd", c.fd), zap.Uint64("conn", c.id), zap.String("why", why))
 	}

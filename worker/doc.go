@@ -38,11 +38,13 @@
 // Config.WriteTimeout those that stop reading their answers.
 //
 // At Config.MaxConns open connections the worker stops accepting, leaving new
-// ones in the listener's queue, until one closes. Config.MaxBuffer bounds
+// ones in the listener's queue, until one closes; it logs that once, until
+// fewer than 90 % of the limit are open. Config.MaxBuffer bounds
 // the memory held for all connections, half-received frames and unsent
 // answers, with the buffers kept for reuse and a share left for garbage:
-// near it, connections at a frame boundary are not read; past it, those
-// holding the most are dropped. A drop for the budget or for WriteTimeout
+// near it, connections at a frame boundary are not read, and those holding
+// the most unsent answers are dropped once a second until such answers
+// cannot keep the pause on; past it, those holding the most are dropped. A drop for the budget or for WriteTimeout
 // resets the connection and is logged at info, rate-limited.
 //
 // # Shutdown

@@ -144,10 +144,17 @@ func startWorker(t *testing.T, cfg Config) *server {
 // The test fails on any error-level line other than a test handler's panic.
 func startWorkerLogging(t *testing.T, cfg Config, level zapcore.Level) *server {
 	t.Helper()
+	g := newGates()
+	return startServer(t, cfg, testRegistry(g), g, level)
+}
+
+// startServer starts a worker serving reg, whose Blocking "slow" handler, if
+// any, waits on g.
+func startServer(t *testing.T, cfg Config, reg *rpc.Registry, g *gates, level zapcore.Level) *server {
+	t.Helper()
 	lfd, port := listenLocal(t)
 	core, logs := observer.New(level)
-	g := newGates()
-	w, err := New(cfg, testRegistry(g), zap.New(core))
+	w, err := New(cfg, reg, zap.New(core))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,9 @@ package worker
 import "time"
 
 // sweep enforces timeouts on every conn, using the coarse clock rather than a
-// timer per conn, resumes paused accepting, and returns freed memory.
+// timer per conn, resumes paused accepting, drops clients whose unsent
+// answers hold the budget's pressure, returns freed memory and sets the soft
+// memory limit.
 func (w *Worker) sweep() {
 	w.lastSweep = w.now
 	w.resumeAccept()
@@ -21,8 +23,10 @@ func (w *Worker) sweep() {
 			w.settle(c) // a conn whose drainGrace ran out starts its lingering close
 		}
 	}
+	w.shedUnsent()
 	w.drops.flush(w.now)
 	w.releaseMemory()
+	w.updateMemoryLimit()
 }
 
 const writeTimeout = "write timeout"

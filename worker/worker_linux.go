@@ -50,6 +50,7 @@ type Worker struct {
 	acceptPending bool
 	acceptFailing bool    // accept4 failed and accepting paused; logged once per episode
 	atConnLimit   bool    // accepting paused at Config.MaxConns
+	limitHits     int     // times the limit was reached in this episode; see stopAtConnLimit
 	conns         []*conn // indexed by descriptor
 	nextID        uint64
 	rbuf          []byte // shared read buffer
@@ -76,6 +77,8 @@ type Worker struct {
 	budgetPaused bool // conns' read interest reflects pressed
 	lastRelease  int64
 	spare        spareBuffers // freed input buffers kept for reuse
+	shed         []*conn      // shedUnsent's candidates, kept between sweeps
+	memLimit     memoryLimit
 	drops        dropLog
 	meter        meterState
 }
@@ -159,8 +162,8 @@ func (w *Worker) Stats() Stats { return w.stats.snapshot() }
 
 // Retire is Shutdown for a worker holding the last copy of its listening
 // socket: before closing it, the drain accepts every connection queued on
-// it, which closing would reset, and ends each at a frame boundary like the
-// rest. Safe from any goroutine.
+// it, which closing would reset, past Config.MaxConns if need be, and ends
+// each at a frame boundary like the rest. Safe from any goroutine.
 func (w *Worker) Retire() {
 	w.retire.Store(true)
 	w.Shutdown()
@@ -169,12 +172,17 @@ func (w *Worker) Retire() {
 // maxQueuedAccepts bounds acceptQueued on a socket that keeps receiving.
 const maxQueuedAccepts = 1 << 16
 
-// acceptQueued accepts until the listener's queue is empty.
+// acceptQueued accepts until the listener's queue is empty, past
+// Config.MaxConns and whether or not accepting is paused: closing the
+// listener would reset what it leaves queued.
 func (w *Worker) acceptQueued() {
-	for range maxQueuedAccepts / acceptBatch {
-		before := w.stats.accepted.Load()
-		w.acceptConns()
-		if !w.listening || w.stats.accepted.Load()-before < acceptBatch {
+	for range maxQueuedAccepts {
+		switch err := w.acceptOne(); err {
+		case nil:
+		case unix.EAGAIN:
+			return
+		default:
+			w.log.Warn("accept the queue before closing the listener", zap.Error(err))
 			return
 		}
 	}
@@ -200,6 +208,9 @@ func (w *Worker) openLoop() error {
 	timeout := timeoutError(w.cfg.HandlerTimeout)
 	w.timeoutFrame = protocol.AppendError(nil, w.cfg.ByteOrder, timeout)
 	w.pool = newPool(w.cfg.PoolSize, w.cfg.QueueSize, w.cfg.ByteOrder, w.log, w.waker.wake, timeout)
+	if w.cfg.ManageMemoryLimit {
+		w.startMemoryLimit()
+	}
 	return nil
 }
 
@@ -347,19 +358,33 @@ func (w *Worker) acceptConns() {
 			w.stopAtConnLimit()
 			return
 		}
-		fd, sa, err := unix.Accept4(w.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
-		switch err {
+		switch err := w.acceptOne(); err {
 		case nil:
-			w.acceptRecovered()
-			w.openConn(fd, sa)
-		case unix.EINTR, unix.ECONNABORTED:
 		case unix.EAGAIN:
 			return
 		default:
-			w.pauseAccept(os.NewSyscallError("accept4", err))
+			w.pauseAccept(err)
 			return
 		}
 	}
+}
+
+// acceptOne accepts one connection. It returns unix.EAGAIN once the queue is
+// empty, or the failure of accept4; an attempt that only has to be repeated
+// (EINTR, ECONNABORTED) returns nil.
+func (w *Worker) acceptOne() error {
+	fd, sa, err := unix.Accept4(w.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+	switch err {
+	case nil:
+		w.acceptRecovered()
+		w.openConn(fd, sa)
+		return nil
+	case unix.EINTR, unix.ECONNABORTED:
+		return nil
+	case unix.EAGAIN:
+		return err
+	}
+	return os.NewSyscallError("accept4", err)
 }
 
 // stopListening removes the listener from epoll, so connections wait in its
@@ -372,11 +397,32 @@ func (w *Worker) stopListening() {
 }
 
 // stopAtConnLimit stops accepting while MaxConns connections are open;
-// closeConn resumes once one closes.
+// closeConn resumes once one closes. The limit is logged once per episode,
+// which lasts until the open connections fall below the low-water mark (see
+// endLimitEpisode), so a worker held at its limit by steady load does not log
+// each close and the accept that follows it.
 func (w *Worker) stopAtConnLimit() {
 	w.stopListening()
 	w.atConnLimit = true
-	w.log.Info("connection limit reached; accepts paused", zap.Int("max_conns", w.cfg.MaxConns))
+	w.limitHits++
+	if w.limitHits == 1 {
+		w.log.Info("connection limit reached; accepts paused", zap.Int("max_conns", w.cfg.MaxConns))
+	}
+}
+
+// Below limitLowNum/limitLowDen of Config.MaxConns an episode at the
+// connection limit is over.
+const limitLowNum, limitLowDen = 9, 10
+
+// endLimitEpisode logs the end of an episode at the connection limit once the
+// open connections are below the low-water mark and the listener is watched.
+func (w *Worker) endLimitEpisode() {
+	open := w.stats.open.Load()
+	if w.limitHits == 0 || !w.listening || open*limitLowDen >= int64(w.cfg.MaxConns)*limitLowNum {
+		return
+	}
+	w.log.Info("below the connection limit; accepting again", zap.Int64("open", open), zap.Int("limit_hits", w.limitHits))
+	w.limitHits = 0
 }
 
 // pauseAccept stops watching the listener until the next sweep, so a lasting
@@ -410,10 +456,7 @@ func (w *Worker) resumeAccept() {
 		return
 	}
 	w.listening = true
-	if w.atConnLimit {
-		w.atConnLimit = false
-		w.log.Info("below the connection limit; accepting again", zap.Int64("open", w.stats.open.Load()))
-	}
+	w.atConnLimit = false
 }
 
 func (w *Worker) openConn(fd int, sa unix.Sockaddr) {
