@@ -110,6 +110,19 @@ type callOptions struct{ idempotent bool }
 // the server answers timeout.
 func Idempotent() CallOption { return func(o *callOptions) { o.idempotent = true } }
 
+// applyOptions returns the options opts set. Only a call with options pays
+// for the struct they write to, which escapes to the heap.
+func applyOptions(opts []CallOption) callOptions {
+	if len(opts) == 0 {
+		return callOptions{}
+	}
+	co := new(callOptions)
+	for _, o := range opts {
+		o(co)
+	}
+	return *co
+}
+
 // Client calls the rpcd servers behind a target. Its methods are safe from
 // any goroutine.
 type Client struct {
@@ -196,13 +209,10 @@ func (c *Client) connectOne(ctx context.Context) error {
 // sent, or answered timeout) only if the call is Idempotent; other error
 // answers never.
 func (c *Client) Call(ctx context.Context, in string, params []byte, opts ...CallOption) (out string, result []byte, err error) {
-	var co callOptions
-	for _, o := range opts {
-		o(&co)
-	}
+	co := applyOptions(opts)
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
+		ctx, cancel = withTimeout(ctx, c.opts.Timeout)
 		defer cancel()
 	}
 	frame := protocol.AppendRequest(nil, c.opts.ByteOrder, in, params)

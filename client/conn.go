@@ -22,10 +22,22 @@ const (
 
 // pending is one request written to a connection, waiting for its answer.
 type pending struct {
-	done   chan struct{} // closed once out, result and err are set
-	out    string
-	result []byte
-	err    error
+	done    chan struct{} // closed once out, result and err are set
+	settled atomic.Bool   // the answer, a failure or the call's deadline came
+	out     string
+	result  []byte
+	err     error
+}
+
+// settle sets p's outcome and wakes its caller, unless p is settled already:
+// an answer that comes after the call's deadline is dropped. It may be called
+// from any goroutine.
+func (p *pending) settle(out string, result []byte, err error) {
+	if p.settled.Swap(true) {
+		return
+	}
+	p.out, p.result, p.err = out, result, err
+	close(p.done)
 }
 
 // slot is one of an endpoint's connections, redialled when it fails. Its
@@ -33,7 +45,7 @@ type pending struct {
 // order of its requests on the wire.
 type slot struct {
 	ep      *endpoint
-	calls   atomic.Int32 // calls using the slot now
+	calls   atomic.Int32 // calls using the slot now, counted where the endpoint has more than one
 	mu      sync.Mutex
 	sess    *session
 	retired bool // the endpoint left the list: close once idle, never redial
@@ -187,16 +199,14 @@ func (ss *session) write(ctx context.Context, p *pending, frame []byte) {
 	}
 	if last := len(ss.pending) - 1; n < len(frame) && last >= 0 && ss.pending[last] == p {
 		ss.pending = ss.pending[:last]
-		p.err = errNotSent
 		if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 			// The call's own deadline passed before any byte went out: the
 			// stream is intact, so the calls waiting on it carry on.
-			p.err = fmt.Errorf("send request: %w", context.DeadlineExceeded)
-			close(p.done)
+			p.settle("", nil, fmt.Errorf("send request: %w", context.DeadlineExceeded))
 			ss.mu.Unlock()
 			return
 		}
-		close(p.done)
+		p.settle("", nil, errNotSent)
 	}
 	ss.mu.Unlock()
 	ss.fail(fmt.Errorf("write request: %w", err))
@@ -216,13 +226,12 @@ func (ss *session) fail(cause error) bool {
 	ss.pending = nil
 	ss.mu.Unlock()
 	_ = ss.nc.Close()
+	err := cause
+	if !errors.Is(cause, errNotSent) && !errors.Is(cause, ErrClosed) {
+		err = fmt.Errorf("%w: %w", ErrMaybeSent, cause)
+	}
 	for _, p := range waiting {
-		if errors.Is(cause, errNotSent) || errors.Is(cause, ErrClosed) {
-			p.err = cause
-		} else {
-			p.err = fmt.Errorf("%w: %w", ErrMaybeSent, cause)
-		}
-		close(p.done)
+		p.settle("", nil, err)
 	}
 	return true
 }
@@ -285,8 +294,7 @@ func (ss *session) readAnswers(order protocol.ByteOrder, maxFrame uint32) {
 			}
 			return
 		}
-		p.out, p.result, p.err = out, result, err
-		close(p.done)
+		p.settle(out, result, err)
 		if last {
 			ss.fail(ErrClosed)
 			return

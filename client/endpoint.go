@@ -57,17 +57,30 @@ func (e *endpoint) call(ctx context.Context, frame []byte) (string, []byte, erro
 	}
 	defer e.calls.Add(-1)
 	s := e.pickSlot()
-	s.calls.Add(1)
-	defer s.calls.Add(-1)
+	if len(e.slots) > 1 { // a lone connection is never weighed against another
+		s.calls.Add(1)
+		defer s.calls.Add(-1)
+	}
 	p, err := s.send(ctx, frame)
 	if err != nil {
 		return "", nil, err
+	}
+	// Should the call end first, its answer still arrives and is read into
+	// p, keeping the order, and dropped.
+	if dc, ok := ctx.(*deadlineCtx); ok {
+		// Only the deadline can end the call: a timer settles p then, and
+		// the wait is on p alone.
+		t := time.AfterFunc(time.Until(dc.deadline), func() {
+			p.settle("", nil, fmt.Errorf("wait for answer: %w", context.DeadlineExceeded))
+		})
+		<-p.done
+		t.Stop()
+		return p.out, p.result, p.err
 	}
 	select {
 	case <-p.done:
 		return p.out, p.result, p.err
 	case <-ctx.Done():
-		// The answer still arrives and is read into p, keeping the order.
 		return "", nil, fmt.Errorf("wait for answer: %w", ctx.Err())
 	}
 }
