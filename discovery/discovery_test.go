@@ -183,3 +183,37 @@ func TestDNSRefresh(t *testing.T) {
 		}
 	}
 }
+
+// A failed lookup is retried within a fraction of a second, not after the
+// period: the list arrives once the name resolves again.
+func TestDNSRetriesFailureSoon(t *testing.T) {
+	f := &fakeLookup{}
+	f.set(nil, errors.New("server misbehaving"))
+	r := newDNS("svc", "80", f.lookup, time.Hour, zap.NewNop())
+	rec := watch(t, r)
+	waitfor.Until(t, 3*time.Second, "three failed lookups", func() bool { return f.calls.Load() >= 3 })
+	f.set([]string{"10.0.0.1"}, nil)
+	waitfor.Until(t, 5*time.Second, "the list after the lookups failed", func() bool { return len(rec.got()) == 1 })
+	if got, want := rec.got()[0], []Endpoint{{Addr: "10.0.0.1:80", Weight: 1}}; !slices.Equal(got, want) {
+		t.Fatalf("delivered %v, want %v", got, want)
+	}
+}
+
+func TestDNSNextDelay(t *testing.T) {
+	d := newDNS("svc", "80", nil, 30*time.Second, zap.NewNop())
+	tests := []struct {
+		failures int
+		want     time.Duration
+	}{
+		{0, 30 * time.Second},
+		{1, 100 * time.Millisecond},
+		{4, 800 * time.Millisecond},
+		{20, 30 * time.Second},
+		{100, 30 * time.Second},
+	}
+	for _, tt := range tests {
+		if got := d.nextDelay(tt.failures); got < tt.want*8/10 || got > tt.want*12/10 {
+			t.Errorf("nextDelay(%d) = %v, want %v ±20 %%", tt.failures, got, tt.want)
+		}
+	}
+}
