@@ -34,6 +34,8 @@ func TestParseTarget(t *testing.T) {
 		{name: "etcd, several members, prefix", target: "etcd://10.0.0.1:2379,10.0.0.2:2379/rpcd?prefix=/x",
 			want: Target{Scheme: "etcd", Authority: "10.0.0.1:2379,10.0.0.2:2379", Name: "rpcd",
 				Query: url.Values{"prefix": {"/x"}}}},
+		{name: "etcd, IPv6 members", target: "etcd://[::1]:2379,[::1]:2380/rpcd",
+			want: Target{Scheme: "etcd", Authority: "[::1]:2379,[::1]:2380", Name: "rpcd", Query: url.Values{}}},
 		{name: "nothing after the registry", target: "etcd://10.0.0.1:2379/", wantErr: true},
 		{name: "bad url", target: "dns://%zz/x", wantErr: true},
 	}

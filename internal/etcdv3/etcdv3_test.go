@@ -38,6 +38,7 @@ func TestParseEndpoints(t *testing.T) {
 	}{
 		{"127.0.0.1:2379", 1, true},
 		{"a:1, b:2,c:3", 3, true},
+		{"[::1]:2379,[::1]:2380", 2, true},
 		{"a", 0, false},
 		{"a:1,", 0, false},
 		{":1", 0, false},
