@@ -1,10 +1,12 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,7 +40,7 @@ type endpoint struct {
 
 	mu        sync.Mutex
 	dialFails int  // dials failed in a row
-	probing   bool // a probe or a probe loop runs
+	probing   bool // a probe or a probe loop runs; one runs while ejected
 	removed   bool
 }
 
@@ -109,7 +111,8 @@ func (e *endpoint) open(ctx context.Context) (*session, error) {
 	return &session{ep: e, nc: nc, readTimeout: c.opts.ReadTimeout, goodbye: goodbye}, nil
 }
 
-// dialFailed backs further dials off and ejects e.
+// dialFailed backs further dials off, ejects e and asks the resolver for a
+// fresh list: a refused host may have moved.
 func (e *endpoint) dialFailed(err error) {
 	e.mu.Lock()
 	e.dialFails++
@@ -117,6 +120,7 @@ func (e *endpoint) dialFailed(err error) {
 	e.mu.Unlock()
 	e.dialAfter.Store(e.client.now() + int64(d))
 	e.eject(err)
+	e.client.res.Refresh()
 }
 
 // connFailed counts a connection lost without a goodbye; a few in a row
@@ -215,18 +219,25 @@ func (e *endpoint) probe() error {
 	return ping(nc, &opts)
 }
 
-// ping sends one ping on nc and reads its pong.
+// ping sends one ping on nc and reads its pong: only a pong that echoes the
+// ping's params counts, not a goodbye or another answer.
 func ping(nc net.Conn, opts *Options) error {
 	_ = nc.SetDeadline(time.Now().Add(opts.ProbeTimeout))
-	if _, err := nc.Write(protocol.AppendRequest(nil, opts.ByteOrder, "ping", nil)); err != nil {
+	token := strconv.AppendUint([]byte(`"probe `), rand.Uint64(), 16)
+	token = append(token, '"')
+	if _, err := nc.Write(protocol.AppendRequest(nil, opts.ByteOrder, "ping", token)); err != nil {
 		return fmt.Errorf("send ping: %w", err)
 	}
 	body, err := protocol.ReadFrame(nc, opts.ByteOrder, opts.MaxFrame, nil)
 	if err != nil {
 		return fmt.Errorf("read pong: %w", err)
 	}
-	if _, _, err := decodeAnswer(body); err != nil {
+	out, result, err := decodeAnswer(body)
+	if err != nil {
 		return fmt.Errorf("ping: %w", err)
+	}
+	if out != "pong" || !bytes.Equal(result, token) {
+		return fmt.Errorf("ping answered %s %s, want pong %s", out, result, token)
 	}
 	return nil
 }
@@ -269,6 +280,12 @@ func (e *endpoint) checkStalled() {
 		err := e.probe()
 		e.mu.Lock()
 		e.probing = false
+		if e.ejected.Load() && !e.removed {
+			// Ejected meanwhile, when eject left the probe loop to us.
+			e.probing = true
+			c.wg.Add(1)
+			go e.probeUntilWell()
+		}
 		e.mu.Unlock()
 		if err != nil {
 			e.eject(fmt.Errorf("calls unanswered for %v, and the probe failed: %w", c.opts.StallAfter, err))

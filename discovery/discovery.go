@@ -60,7 +60,19 @@ func ParseTarget(target string) (Target, error) {
 		}
 		return Target{Scheme: "static", Name: target}, nil
 	}
-	u, err := url.Parse(target)
+	// The authority may list several hosts, IPv6 ones in brackets, which
+	// url.Parse refuses as one host: each is checked on its own.
+	scheme, rest, _ := strings.Cut(target, "://")
+	authority, rest := rest, ""
+	if i := strings.IndexAny(authority, "/?"); i >= 0 {
+		authority, rest = authority[:i], authority[i:]
+	}
+	for host := range strings.SplitSeq(authority, ",") {
+		if _, err := url.Parse("//" + host); err != nil {
+			return Target{}, fmt.Errorf("parse target: %w", err)
+		}
+	}
+	u, err := url.Parse(scheme + "://" + rest)
 	if err != nil {
 		return Target{}, fmt.Errorf("parse target: %w", err)
 	}
@@ -68,7 +80,7 @@ func ParseTarget(target string) (Target, error) {
 	if name == "" {
 		return Target{}, fmt.Errorf("target %q names nothing after the registry", target)
 	}
-	return Target{Scheme: u.Scheme, Authority: u.Host, Name: name, Query: u.Query()}, nil
+	return Target{Scheme: u.Scheme, Authority: authority, Name: name, Query: u.Query()}, nil
 }
 
 // New returns the Resolver for target.

@@ -34,6 +34,8 @@ func TestParseTarget(t *testing.T) {
 		{name: "etcd, several members, prefix", target: "etcd://10.0.0.1:2379,10.0.0.2:2379/rpcd?prefix=/x",
 			want: Target{Scheme: "etcd", Authority: "10.0.0.1:2379,10.0.0.2:2379", Name: "rpcd",
 				Query: url.Values{"prefix": {"/x"}}}},
+		{name: "etcd, IPv6 members", target: "etcd://[::1]:2379,[::1]:2380/rpcd",
+			want: Target{Scheme: "etcd", Authority: "[::1]:2379,[::1]:2380", Name: "rpcd", Query: url.Values{}}},
 		{name: "nothing after the registry", target: "etcd://10.0.0.1:2379/", wantErr: true},
 		{name: "bad url", target: "dns://%zz/x", wantErr: true},
 	}
@@ -180,6 +182,40 @@ func TestDNSRefresh(t *testing.T) {
 			}
 		} else if n := len(rec.got()); n != delivered {
 			t.Fatalf("%s: %d lists delivered, want %d", st.name, n, delivered)
+		}
+	}
+}
+
+// A failed lookup is retried within a fraction of a second, not after the
+// period: the list arrives once the name resolves again.
+func TestDNSRetriesFailureSoon(t *testing.T) {
+	f := &fakeLookup{}
+	f.set(nil, errors.New("server misbehaving"))
+	r := newDNS("svc", "80", f.lookup, time.Hour, zap.NewNop())
+	rec := watch(t, r)
+	waitfor.Until(t, 3*time.Second, "three failed lookups", func() bool { return f.calls.Load() >= 3 })
+	f.set([]string{"10.0.0.1"}, nil)
+	waitfor.Until(t, 5*time.Second, "the list after the lookups failed", func() bool { return len(rec.got()) == 1 })
+	if got, want := rec.got()[0], []Endpoint{{Addr: "10.0.0.1:80", Weight: 1}}; !slices.Equal(got, want) {
+		t.Fatalf("delivered %v, want %v", got, want)
+	}
+}
+
+func TestDNSNextDelay(t *testing.T) {
+	d := newDNS("svc", "80", nil, 30*time.Second, zap.NewNop())
+	tests := []struct {
+		failures int
+		want     time.Duration
+	}{
+		{0, 30 * time.Second},
+		{1, 100 * time.Millisecond},
+		{4, 800 * time.Millisecond},
+		{20, 30 * time.Second},
+		{100, 30 * time.Second},
+	}
+	for _, tt := range tests {
+		if got := d.nextDelay(tt.failures); got < tt.want*8/10 || got > tt.want*12/10 {
+			t.Errorf("nextDelay(%d) = %v, want %v ±20 %%", tt.failures, got, tt.want)
 		}
 	}
 }

@@ -17,6 +17,7 @@ const (
 	DNSInterval   = 30 * time.Second // between resolutions, ±20 %
 	dnsMinRefresh = time.Second      // Refresh resolves at most this often
 	dnsTimeout    = 5 * time.Second
+	dnsRetryBase  = 100 * time.Millisecond // after a failed lookup, doubling to DNSInterval
 )
 
 // dnsResolver follows every A/AAAA record of a name, as of a Kubernetes
@@ -52,16 +53,25 @@ func (d *dnsResolver) Refresh() {
 func (d *dnsResolver) Watch(ctx context.Context, update func([]Endpoint)) {
 	var last []Endpoint
 	known := false
+	failures := 0
 	for {
 		eps, err := d.resolve(ctx)
-		switch {
-		case err != nil:
-			d.log.Warn("resolve; keeping the last list", zap.String("name", d.host), zap.Error(err))
-		case !known || !slices.Equal(eps, last):
-			last, known = eps, true
-			update(slices.Clone(eps))
+		if err != nil {
+			failures++
+			if failures == 1 {
+				d.log.Warn("resolve failed; keeping the last list and retrying", zap.String("name", d.host), zap.Error(err))
+			}
+		} else {
+			if failures > 0 {
+				d.log.Info("resolved again after failures", zap.String("name", d.host), zap.Int("failures", failures))
+				failures = 0
+			}
+			if !known || !slices.Equal(eps, last) {
+				last, known = eps, true
+				update(slices.Clone(eps))
+			}
 		}
-		wait := time.NewTimer(jitter(d.interval, 0.2))
+		wait := time.NewTimer(d.nextDelay(failures))
 		select {
 		case <-ctx.Done():
 			wait.Stop()
@@ -74,6 +84,17 @@ func (d *dnsResolver) Watch(ctx context.Context, update func([]Endpoint)) {
 			}
 		}
 	}
+}
+
+// nextDelay is the wait before the next lookup: the period, or after the
+// n-th failure in a row dnsRetryBase doubled n-1 times, capped at the
+// period; either jittered by ±20 %.
+func (d *dnsResolver) nextDelay(failures int) time.Duration {
+	wait := d.interval
+	if failures > 0 && failures < 30 {
+		wait = min(d.interval, dnsRetryBase<<(failures-1))
+	}
+	return jitter(wait, 0.2)
 }
 
 // resolve looks the name up. A name that does not exist is an empty list, as

@@ -9,7 +9,8 @@
 // key prefix from registry.DefaultPrefix. The resolver reads every key under
 // PREFIX/SERVICE/, then watches them from the next revision, delivering the
 // whole list on each change. After a compaction or a broken watch it reads
-// the list again and replaces it. Not reaching etcd keeps the last list;
+// the list again and replaces it; watches that keep breaking are retried
+// with a growing, jittered backoff and logged once. Not reaching etcd keeps the last list;
 // only etcd answering that there are no keys empties it.
 //
 // It speaks etcd's v3 JSON gateway over net/http: it links no gRPC.
@@ -23,6 +24,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -53,6 +55,10 @@ func Build(t discovery.Target, log *zap.Logger) (discovery.Resolver, error) {
 	return &resolver{etcd: c, prefix: path.Join(prefix, t.Name) + "/", log: log}, nil
 }
 
+// watchSteady is how long a watch must have run, before it broke, for the
+// next break to begin a new episode: backoff from the start, and a warning.
+const watchSteady = 10 * time.Second
+
 // resolver follows the keys of one service.
 type resolver struct {
 	etcd   *etcdv3.Client
@@ -74,7 +80,8 @@ func (r *resolver) Watch(ctx context.Context, update func([]discovery.Endpoint))
 			update(slices.Clone(eps))
 		}
 	}
-	failures := 0
+	failures := 0 // reads failed in a row
+	broken := 0   // watches broken in a row, each soon after it began
 	for ctx.Err() == nil {
 		kvs, rev, err := r.etcd.Range(ctx, []byte(r.prefix))
 		if err != nil {
@@ -97,20 +104,33 @@ func (r *resolver) Watch(ctx context.Context, update func([]discovery.Endpoint))
 			r.apply(hosts, etcdv3.Event{KV: kv})
 		}
 		emit(hosts)
-		err = r.etcd.Watch(ctx, []byte(r.prefix), rev+1, nil, func(evs []etcdv3.Event) {
+		began := time.Now()
+		err = r.etcd.Watch(ctx, []byte(r.prefix), rev+1, func() {
+			if broken > 0 {
+				r.log.Info("registry watched again", zap.String("prefix", r.prefix), zap.Int("breaks", broken))
+			}
+		}, func(evs []etcdv3.Event) {
 			for _, e := range evs {
 				r.apply(hosts, e)
 			}
 			emit(hosts)
 		})
+		if time.Since(began) > watchSteady {
+			broken = 0 // the episode is over
+		}
 		switch {
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, etcdv3.ErrCompacted):
 			r.log.Info("registry watch compacted; reading the list again", zap.String("prefix", r.prefix))
+		case errors.Is(err, etcdv3.ErrWatchIdle):
+			r.log.Info("registry watch silent; reading the list again", zap.String("prefix", r.prefix))
 		default:
-			r.log.Warn("registry watch broke; reading the list again", zap.String("prefix", r.prefix), zap.Error(err))
-			if !etcdv3.Sleep(ctx, etcdv3.RetryDelay(1)) {
+			broken++
+			if broken == 1 {
+				r.log.Warn("registry watch broke; reading the list again", zap.String("prefix", r.prefix), zap.Error(err))
+			}
+			if !etcdv3.Sleep(ctx, etcdv3.RetryDelay(broken)) {
 				return
 			}
 		}

@@ -3,8 +3,13 @@ package etcd
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,4 +127,44 @@ func TestResolver(t *testing.T) {
 
 func ep(addr string, weight int) discovery.Endpoint {
 	return discovery.Endpoint{Addr: addr, Weight: weight}
+}
+
+// Watches that keep breaking are retried with a growing backoff, and the
+// episode is logged once.
+func TestBrokenWatchBacksOff(t *testing.T) {
+	var watches atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v3/kv/range":
+			io.WriteString(w, `{"header":{"revision":"5"}}`) //nolint:errcheck // the resolver sees the outcome
+		case "/v3/watch":
+			watches.Add(1)
+			io.WriteString(w, `{"result":{"created":true}}`) //nolint:errcheck // then the stream ends
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	core, logs := observer.New(zapcore.InfoLevel)
+	r, err := Build(discovery.Target{Scheme: "etcd", Authority: strings.TrimPrefix(srv.URL, "http://"), Name: "svc"}, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Watch(ctx, func([]discovery.Endpoint) {}) }()
+	// Between the first watch and the fifth, 100+200+400+800 ms (±20 %) of
+	// backoff; a fixed 100 ms would make it about 400 ms.
+	waitfor.Until(t, 10*time.Second, "the first watch", func() bool { return watches.Load() >= 1 })
+	start := time.Now()
+	waitfor.Until(t, 10*time.Second, "the fifth watch", func() bool { return watches.Load() >= 5 })
+	took := time.Since(start)
+	cancel()
+	<-done
+	if took < time.Second {
+		t.Errorf("five watches broke within %v, want the backoff to grow to over 1s", took)
+	}
+	if got := logs.FilterMessage("registry watch broke; reading the list again").Len(); got != 1 {
+		t.Errorf("the breaks were logged %d times, want once", got)
+	}
 }

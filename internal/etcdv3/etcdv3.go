@@ -5,7 +5,10 @@
 // JSON); int64 fields travel as decimal strings.
 //
 // A Client tries its endpoints in turn, starting with the one that answered
-// last, and is safe for use from several goroutines.
+// last, and gives each its own timeout, so that a member that accepts and
+// never answers costs one timeout, not the request. A watch that hears
+// nothing, not even a progress notification, for WatchIdle ends with
+// ErrWatchIdle. A Client is safe for use from several goroutines.
 package etcdv3
 
 import (
@@ -31,11 +34,26 @@ var ErrLeaseNotFound = errors.New("etcd: lease not found")
 // ErrCompacted ends a watch whose start revision has been compacted away.
 var ErrCompacted = errors.New("etcd: watch revision compacted")
 
-// requestTimeout bounds every unary request.
+// ErrWatchIdle ends a watch that heard nothing from etcd for the client's
+// WatchIdle; the stream is taken for broken and may be started again.
+var ErrWatchIdle = errors.New("etcd: watch silent")
+
+// requestTimeout bounds each member's answer to a unary request, and the
+// time a member has to confirm a watch.
 const requestTimeout = 2 * time.Second
+
+// DefaultWatchIdle is WatchIdle unless set: three of etcd's default
+// progress notification intervals (10 min).
+const DefaultWatchIdle = 30 * time.Minute
 
 // Client is an etcd v3 JSON gateway client.
 type Client struct {
+	// WatchIdle is how long a watch may hear nothing before it ends with
+	// ErrWatchIdle. Watches ask for progress notifications, so it should
+	// exceed etcd's --experimental-watch-progress-notify-interval. Set it
+	// before the first Watch.
+	WatchIdle time.Duration
+
 	endpoints []string // host:port
 	http      *http.Client
 	next      atomic.Int32 // the endpoint to try first
@@ -46,7 +64,7 @@ func New(endpoints []string) (*Client, error) {
 	if len(endpoints) == 0 {
 		return nil, errors.New("etcd client: no endpoint")
 	}
-	return &Client{endpoints: endpoints, http: &http.Client{Transport: &http.Transport{
+	return &Client{WatchIdle: DefaultWatchIdle, endpoints: endpoints, http: &http.Client{Transport: &http.Transport{
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     30 * time.Second,
 	}}}, nil
@@ -174,38 +192,58 @@ func (c *Client) Range(ctx context.Context, prefix []byte) ([]KV, int64, error) 
 
 // Watch follows the keys that start with prefix from revision rev and
 // calls fn with each batch of events, until ctx is done or the stream
-// breaks. It returns ErrCompacted when rev is no longer in the store, and
-// another error when the stream could not start or broke. created is
-// called once the watch is in place.
+// breaks. It returns ErrCompacted when rev is no longer in the store,
+// ErrWatchIdle when the stream fell silent, and another error when the
+// stream could not start or broke. created is called once the watch is in
+// place.
 func (c *Client) Watch(ctx context.Context, prefix []byte, rev int64, created func(), fn func([]Event)) error {
 	body, err := json.Marshal(map[string]any{"create_request": map[string]any{
 		"key": prefix, "range_end": PrefixEnd(prefix), "start_revision": strconv.FormatInt(rev, 10),
+		"progress_notify": true,
 	}})
 	if err != nil {
 		return fmt.Errorf("encode watch: %w", err)
 	}
-	resp, err := c.post(ctx, "/v3/watch", body)
+	var (
+		dec    *json.Decoder
+		msg    watchMessage
+		stream io.Closer
+		cancel context.CancelFunc
+		idle   *time.Timer
+		silent atomic.Bool
+	)
+	// Each member has requestTimeout to confirm the watch; then the timer
+	// ends a stream that hears nothing for WatchIdle.
+	err = c.each(ctx, func(ep string) error {
+		sctx, stop := context.WithCancel(ctx)
+		silent.Store(false)
+		t := time.AfterFunc(requestTimeout, func() { silent.Store(true); stop() })
+		resp, err := c.send(sctx, ep, "/v3/watch", body)
+		msg = watchMessage{}
+		if err == nil {
+			d := json.NewDecoder(bufio.NewReader(resp.Body))
+			if err = d.Decode(&msg); err == nil {
+				dec, stream, cancel, idle = d, resp.Body, stop, t
+				return nil
+			}
+			resp.Body.Close()
+			err = fmt.Errorf("read watch from %s: %w", ep, err)
+		}
+		t.Stop()
+		stop()
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", prefix, err)
 	}
-	defer resp.Body.Close()
-	dec := json.NewDecoder(bufio.NewReader(resp.Body))
+	defer stream.Close()
+	defer cancel()
+	defer idle.Stop()
 	for {
-		var msg struct {
-			Result struct {
-				Created         bool        `json:"created"`
-				Canceled        bool        `json:"canceled"`
-				CompactRevision int64       `json:"compact_revision,string"`
-				Events          []wireEvent `json:"events"`
-			} `json:"result"`
-			Error *gatewayError `json:"error"`
+		if !idle.Stop() {
+			return fmt.Errorf("watch %s: %w", prefix, ErrWatchIdle)
 		}
-		if err := dec.Decode(&msg); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("read watch of %s: %w", prefix, err)
-		}
+		idle.Reset(c.WatchIdle)
 		r := msg.Result
 		switch {
 		case msg.Error != nil:
@@ -226,7 +264,28 @@ func (c *Client) Watch(ctx context.Context, prefix []byte, rev int64, created fu
 			}
 			fn(evs)
 		}
+		msg = watchMessage{}
+		if err := dec.Decode(&msg); err != nil {
+			switch {
+			case ctx.Err() != nil:
+				return ctx.Err()
+			case silent.Load():
+				return fmt.Errorf("watch %s: %w", prefix, ErrWatchIdle)
+			}
+			return fmt.Errorf("read watch of %s: %w", prefix, err)
+		}
 	}
+}
+
+// watchMessage is one message of a watch stream.
+type watchMessage struct {
+	Result struct {
+		Created         bool        `json:"created"`
+		Canceled        bool        `json:"canceled"`
+		CompactRevision int64       `json:"compact_revision,string"`
+		Events          []wireEvent `json:"events"`
+	} `json:"result"`
+	Error *gatewayError `json:"error"`
 }
 
 type header struct {
@@ -268,56 +327,74 @@ func (c *Client) unary(ctx context.Context, path string, in, out any) error {
 	if err != nil {
 		return fmt.Errorf("encode request: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	resp, err := c.post(ctx, path, body)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return fmt.Errorf("read answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var ge gatewayError
-		if json.Unmarshal(data, &ge) == nil && ge.Message != "" {
-			return &ge
+	return c.each(ctx, func(ep string) error {
+		ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		defer cancel()
+		resp, err := c.send(ctx, ep, path, body)
+		if err != nil {
+			return err
 		}
-		return fmt.Errorf("etcd answered %s", resp.Status)
-	}
-	if out == nil {
+		defer resp.Body.Close()
+		data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+		if err != nil {
+			return fmt.Errorf("read answer from %s: %w", ep, err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			var ge gatewayError
+			if json.Unmarshal(data, &ge) == nil && ge.Message != "" {
+				return answered{&ge}
+			}
+			return fmt.Errorf("%s answered %s", ep, resp.Status)
+		}
+		if out == nil {
+			return nil
+		}
+		if err := json.Unmarshal(data, out); err != nil {
+			return answered{fmt.Errorf("decode answer: %w", err)}
+		}
 		return nil
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("decode answer: %w", err)
-	}
-	return nil
+	})
 }
 
-// post sends body to path on the first endpoint that takes it, starting
-// with the last one that did.
-func (c *Client) post(ctx context.Context, path string, body []byte) (*http.Response, error) {
+// answered is an error a member answered with: no other member is asked.
+type answered struct{ err error }
+
+func (a answered) Error() string { return a.err.Error() }
+func (a answered) Unwrap() error { return a.err }
+
+// each calls try with one member after another, starting with the last one
+// that answered, until one answers (try returns nil or an answered error)
+// or ctx ends; try bounds its own time on the member.
+func (c *Client) each(ctx context.Context, try func(ep string) error) error {
 	first := int(c.next.Load())
 	var errs []error
 	for i := range c.endpoints {
 		n := (first + i) % len(c.endpoints)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+c.endpoints[n]+path, bytes.NewReader(body))
-		if err != nil {
-			return nil, fmt.Errorf("make request: %w", err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := c.http.Do(req)
-		if err == nil {
+		err := try(c.endpoints[n])
+		var a answered
+		if err == nil || errors.As(err, &a) {
 			c.next.Store(int32(n))
-			return resp, nil
+			if err != nil {
+				return a.err
+			}
+			return nil
 		}
 		errs = append(errs, err)
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	return nil, errors.Join(errs...)
+	return errors.Join(errs...)
+}
+
+// send posts body to path on the member at ep.
+func (c *Client) send(ctx context.Context, ep, path string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+ep+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("make request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return c.http.Do(req)
 }
 
 // Backoff between failed requests to etcd, jittered by ±20 %.

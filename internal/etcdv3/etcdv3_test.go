@@ -2,11 +2,19 @@ package etcdv3
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/rpcd/rpcd/internal/etcdtest"
+	"github.com/rpcd/rpcd/internal/waitfor"
 )
 
 func TestPrefixEnd(t *testing.T) {
@@ -30,6 +38,7 @@ func TestParseEndpoints(t *testing.T) {
 	}{
 		{"127.0.0.1:2379", 1, true},
 		{"a:1, b:2,c:3", 3, true},
+		{"[::1]:2379,[::1]:2380", 2, true},
 		{"a", 0, false},
 		{"a:1,", 0, false},
 		{":1", 0, false},
@@ -85,5 +94,113 @@ func TestAgainstEtcd(t *testing.T) {
 	err = c.Watch(ctx, []byte("/k/"), rev, nil, func([]Event) {})
 	if !errors.Is(err, ErrCompacted) {
 		t.Fatalf("watch from a compacted revision: %v, want ErrCompacted", err)
+	}
+}
+
+// silentMember accepts connections and never answers, as a frozen etcd
+// member does; it returns its address.
+func silentMember(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, conn)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	return l.Addr().String()
+}
+
+// A member that accepts and never answers, listed first, costs each call
+// at most one member timeout: the healthy member behind it answers grant,
+// range and watch.
+func TestSilentMemberFirst(t *testing.T) {
+	e := etcdtest.Start(t)
+	c, err := New([]string{silentMember(t), e.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	lease, err := c.Grant(ctx, 5*time.Second)
+	if err != nil {
+		t.Fatalf("Grant past a silent member: %v", err)
+	}
+	if _, err := c.Put(ctx, []byte("/s/a"), []byte("1"), lease); err != nil {
+		t.Fatalf("Put past a silent member: %v", err)
+	}
+	c.next.Store(0) // start with the silent member again
+	kvs, rev, err := c.Range(ctx, []byte("/s/"))
+	if err != nil || len(kvs) != 1 {
+		t.Fatalf("Range past a silent member = %+v, %v", kvs, err)
+	}
+	c.next.Store(0)
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	got := make(chan string, 1)
+	go c.Watch(wctx, []byte("/s/"), rev, nil, func(evs []Event) { //nolint:errcheck // ends with wctx
+		got <- string(evs[0].KV.Key)
+	})
+	waitfor.Until(t, 5*time.Second, "watch past a silent member", func() bool {
+		if _, err := c.Put(ctx, []byte("/s/b"), nil, 0); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-got:
+			return true
+		default:
+			return false
+		}
+	})
+}
+
+// A watch whose member confirms it and then falls silent ends with
+// ErrWatchIdle after WatchIdle, instead of waiting for good.
+func TestWatchIdle(t *testing.T) {
+	confirmed := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Create struct {
+				ProgressNotify bool `json:"progress_notify"`
+			} `json:"create_request"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil || !in.Create.ProgressNotify {
+			t.Errorf("watch request asks no progress notifications (%v)", err)
+		}
+		io.WriteString(w, `{"result":{"created":true}}`) //nolint:errcheck // the test sees the outcome
+		w.(http.Flusher).Flush()
+		close(confirmed)
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	c, err := New([]string{strings.TrimPrefix(srv.URL, "http://")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WatchIdle = 300 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = c.Watch(ctx, []byte("/s/"), 1, nil, func([]Event) {})
+	<-confirmed
+	if !errors.Is(err, ErrWatchIdle) {
+		t.Fatalf("silent watch ended with %v, want ErrWatchIdle", err)
 	}
 }
