@@ -116,6 +116,7 @@ const (
 const (
 	hMagic = iota
 	hVersion
+	hLayout // layoutPrint of the image that formatted the region
 	hMethods
 	hSlots
 	hBlocks
@@ -128,7 +129,7 @@ const (
 
 const (
 	magic   = 0x72706364_6d657472 // "rpcdmetr"
-	version = 2
+	version = 3
 	// setOwner, setPid: a block's slot+1 (0 while free) and its worker's pid.
 	setOwner = 0
 	setPid   = 1
@@ -136,6 +137,11 @@ const (
 	// MaxMethods bounds the method table.
 	MaxMethods = 1024
 )
+
+// layoutPrint sums up what the header does not spell out but the sets'
+// layout depends on: the numbers of codes, buckets and scalars, and the
+// version. An image whose print differs reads another layout.
+const layoutPrint = version<<48 | uint64(len(Codes))<<32 | uint64(len(Buckets)+1)<<16 | uint64(numScalars)
 
 // layout is the geometry a header describes.
 type layout struct {
@@ -199,6 +205,7 @@ func Format(mem []byte, methods []string, slots, blocks int) (*Region, error) {
 		}
 	}
 	atomic.StoreUint64(&w[hVersion], version)
+	atomic.StoreUint64(&w[hLayout], layoutPrint)
 	atomic.StoreUint64(&w[hMagic], magic)
 	return newRegion(l, mem, -1), nil
 }
@@ -211,6 +218,9 @@ func Load(mem []byte) (*Region, error) {
 	w := asWords(mem)
 	if atomic.LoadUint64(&w[hMagic]) != magic || atomic.LoadUint64(&w[hVersion]) != version {
 		return nil, errors.New("load metrics: not an rpcd metrics region of this version")
+	}
+	if got := atomic.LoadUint64(&w[hLayout]); got != layoutPrint {
+		return nil, fmt.Errorf("load metrics: region laid out as %#x, this image as %#x", got, uint64(layoutPrint))
 	}
 	n := int(w[hNamesLen])
 	if headerSize*8+n > len(mem) || w[hMethods] > MaxMethods {
