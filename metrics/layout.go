@@ -84,10 +84,16 @@ const (
 	// AccessDropped counts access log records dropped because the log's
 	// buffer was full.
 	AccessDropped = MissedBeats + 1
+	// PoolOverloaded and PoolTimeouts count the blocking and batch calls
+	// the worker itself answered overloaded (the queue was full) or
+	// timeout (past the handler timeout); a handler's own answers with
+	// these codes are not among them.
+	PoolOverloaded = AccessDropped + 1
+	PoolTimeouts   = PoolOverloaded + 1
 	// Gauges: a worker's current values, never folded.
-	OpenConns  = AccessDropped + 1 // connections open
-	InFlight   = OpenConns + 1     // requests read and not answered yet
-	QueueDepth = InFlight + 1      // blocking calls queued for the pool
+	OpenConns  = PoolTimeouts + 1 // connections open
+	InFlight   = OpenConns + 1    // blocking and batch calls taken and not answered yet
+	QueueDepth = InFlight + 1     // blocking calls queued for the pool
 	numScalars = QueueDepth + 1
 )
 

@@ -45,6 +45,9 @@ func (w *Worker) countAnswer(c *conn, err error, size int) {
 	w.meter.mark = now
 	code := codeIndex(err)
 	w.cfg.Metrics.Request(w.meter.row, code, now-start)
+	if err == errOverloaded { // the pool's or a batch's own refusal, not a handler's answer
+		w.cfg.Metrics.Add(metrics.PoolOverloaded, 1)
+	}
 	if w.cfg.AccessLog != nil {
 		w.logAccess(c.fd, w.meter.method, code, now, now-start, w.meter.in, size)
 	}
@@ -53,6 +56,13 @@ func (w *Worker) countAnswer(c *conn, err error, size int) {
 // countPooled counts a blocking call's answer, read at readAt (loop clock).
 func (w *Worker) countPooled(row, code int, readAt int64) {
 	w.cfg.Metrics.Request(row, code, w.now-readAt)
+}
+
+// countDeadline counts the timeout answer the loop made for a blocking or
+// batch call, read at readAt, that passed its deadline.
+func (w *Worker) countDeadline(row int, readAt int64) {
+	w.countPooled(row, metrics.CodeTimeout, readAt)
+	w.cfg.Metrics.Add(metrics.PoolTimeouts, 1)
 }
 
 // codeIndex is err's index in metrics.Codes.

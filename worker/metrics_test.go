@@ -3,6 +3,7 @@
 package worker
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/rpcd/rpcd/internal/waitfor"
 	"github.com/rpcd/rpcd/metrics"
 	"github.com/rpcd/rpcd/protocol"
+	"github.com/rpcd/rpcd/rpc"
 )
 
 // withRecorder gives h's worker a block of a fresh region.
@@ -223,5 +225,53 @@ func TestDrainClosesCounted(t *testing.T) {
 	}
 	if got := st.Scalars[metrics.Closed(metrics.CloseDrain)]; got != conns {
 		t.Fatalf("closed by the drain %d, want %d", got, conns)
+	}
+}
+
+// rpcd_pool_rejected_total counts the worker's own refusals of blocking
+// calls, queue full or past the deadline, and not a handler answering
+// with the same codes.
+func TestPoolRejectionsCounted(t *testing.T) {
+	release := make(chan struct{})
+	reg := rpc.NewRegistry()
+	reg.Register("stuck", rpc.Blocking, func(context.Context, []byte, *rpc.Reply) error {
+		<-release
+		return nil
+	})
+	reg.Register("busy", rpc.Inline, func(context.Context, []byte, *rpc.Reply) error {
+		return protocol.Errorf(protocol.CodeOverloaded, "my own")
+	})
+	reg.Register("late", rpc.Inline, func(context.Context, []byte, *rpc.Reply) error {
+		return protocol.Errorf(protocol.CodeTimeout, "my own")
+	})
+	r, rec := newRecorder(t)
+	addr := ctxWorker(t, Config{Metrics: rec, PoolSize: 1, QueueSize: 1, HandlerTimeout: 200 * time.Millisecond}, reg)
+	t.Cleanup(func() { close(release) })
+	c := dial(t, addr)
+	// One call runs, one waits in the queue, one finds it full; the two
+	// taken pass their deadline.
+	var batch []byte
+	for _, m := range []string{"stuck", "stuck", "stuck", "busy", "late"} {
+		batch = append(batch, request(m, "")...)
+	}
+	c.write(batch)
+	want := []string{"timeout", "timeout", "overloaded", "overloaded", "timeout"}
+	for i, code := range want {
+		if e := c.errorAnswer(); e.Code != code {
+			t.Fatalf("answer %d: %s, want %s", i, e.Code, code)
+		}
+	}
+	var st metrics.SlotStats
+	waitfor.Until(t, waitLimit, "the answers counted", func() bool {
+		st = r.Snapshot().Slots[0]
+		var n uint64
+		for i := range st.Rows {
+			n += st.Rows[i].Requests()
+		}
+		return n == uint64(len(want))
+	})
+	if st.Scalars[metrics.PoolOverloaded] != 1 || st.Scalars[metrics.PoolTimeouts] != 2 {
+		t.Fatalf("pool rejections: %d overloaded (want 1), %d timeouts (want 2)",
+			st.Scalars[metrics.PoolOverloaded], st.Scalars[metrics.PoolTimeouts])
 	}
 }
