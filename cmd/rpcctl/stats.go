@@ -25,7 +25,7 @@ import (
 type slotStats struct {
 	requests, errors float64
 	open, workers    float64
-	restarts         float64 // workers that crashed or were killed
+	restarts         float64             // workers that crashed or were killed
 	buckets          map[float64]float64 // cumulative count by upper bound, over every method
 }
 
