@@ -20,9 +20,11 @@ import (
 // The access log (-access-log): a JSON line per answered request, with the
 // field names of rpcd's other logs. The worker's loop hands each record to
 // a bounded queue and never waits on the disk: a writer goroutine encodes
-// the records into a buffer it flushes every accessFlush, when full, and at
-// close. A record that finds the queue full is dropped and counted.
-// Params are never logged.
+// the records into a buffer it flushes every accessFlush, before a line
+// that does not fit, and at close. Each write therefore holds whole lines,
+// and O_APPEND keeps each write whole: the workers that share the file
+// never interleave within a line. A record that finds the queue full is
+// dropped and counted. Params are never logged.
 
 const (
 	accessQueue     = 8192 // records waiting for the writer
@@ -170,7 +172,17 @@ func (a *accessLog) write(e *accessEntry) {
 		a.failed(err)
 		return
 	}
-	_, err = a.out.Write(buf.Bytes())
+	line := buf.Bytes()
+	if len(line) > a.out.Available() && a.out.Buffered() > 0 {
+		// Flush first: filling the buffer with part of the line would
+		// send the line in two writes, which another worker's could split.
+		if err := a.out.Flush(); err != nil {
+			buf.Free()
+			a.failed(err)
+			return
+		}
+	}
+	_, err = a.out.Write(line) // into the buffer, or in one write when larger than it
 	buf.Free()
 	a.failed(err)
 }

@@ -4,11 +4,13 @@ package cmd
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,5 +172,42 @@ func BenchmarkAccessLog(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		a.Log(rec)
+	}
+}
+
+// writeRecorder keeps each Write call apart.
+type writeRecorder struct{ writes [][]byte }
+
+func (w *writeRecorder) Write(p []byte) (int, error) {
+	w.writes = append(w.writes, append([]byte(nil), p...))
+	return len(p), nil
+}
+
+// Every write holds whole lines, so that workers appending to one file
+// never split each other's lines, however the lines fill the buffer.
+func TestAccessLogWritesWholeLines(t *testing.T) {
+	w := &writeRecorder{}
+	a, err := openAccessLog("stderr", 1, w, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const records = 3000 // several buffers' worth
+	long := strings.Repeat("m", maxLoggedMethod)
+	for i := range records {
+		method := long[:1+i%maxLoggedMethod] // lines of every length
+		if !a.Log(testRecord(method, metrics.CodeOK)) {
+			t.Fatalf("record %d dropped", i)
+		}
+	}
+	a.close()
+	lines := 0
+	for i, b := range w.writes {
+		if len(b) == 0 || b[len(b)-1] != '\n' {
+			t.Fatalf("write %d of %d ends mid-line: ...%q", i, len(w.writes), b[max(len(b)-40, 0):])
+		}
+		lines += bytes.Count(b, []byte("\n"))
+	}
+	if lines != records || len(w.writes) < 2 {
+		t.Fatalf("%d lines in %d writes, want %d lines over several writes", lines, len(w.writes), records)
 	}
 }

@@ -110,6 +110,7 @@ func (m *Master) onExit(pid int, st unix.WaitStatus, now time.Time) {
 	w := m.state.workers[pid]
 	if w == nil {
 		m.log.Debug("reaped unknown child", zap.Int("pid", pid), zap.String("status", describeStatus(st)))
+		m.foldUnknown(pid, st)
 		return
 	}
 	delete(m.state.workers, pid)

@@ -90,24 +90,38 @@ func (m *Master) metricsFD() int {
 	return m.metrics.FD()
 }
 
-// withBlock picks a free block for a worker about to start: its
-// descriptor (-1 for none) and env with MetricsBlockEnv.
-func (m *Master) withBlock(env []string) (block, fd int, _ []string) {
+// withBlock reserves a free block for a worker of slot about to start: its
+// block and descriptor (-1 for none) and env with MetricsBlockEnv. A worker
+// that gets no block runs uncounted.
+func (m *Master) withBlock(slot int, env []string) (block, fd int, _ []string) {
 	if m.metrics == nil {
 		return -1, -1, env
 	}
 	b, ok := m.metrics.FreeBlock()
 	if !ok {
-		m.log.Warn("no free metrics block; the worker runs uncounted")
+		m.log.Warn("no free metrics block; the worker runs uncounted", zap.Int("slot", slot))
+		return -1, -1, env
+	}
+	if !m.metrics.Claim(b, slot, 0) {
+		m.log.Warn("slot beyond the metrics region; the worker runs uncounted", zap.Int("slot", slot))
 		return -1, -1, env
 	}
 	return b, m.metrics.FD(), append(env[:len(env):len(env)], MetricsBlockEnv+"="+strconv.Itoa(b))
 }
 
-// claimBlock records that the started worker pid of slot holds block.
+// claimBlock records that the started worker pid of slot holds the block
+// withBlock reserved.
 func (m *Master) claimBlock(block, slot, pid int) {
-	if block >= 0 && !m.metrics.Claim(block, slot, pid) {
-		m.log.Warn("slot beyond the metrics region; the worker runs uncounted", zap.Int("slot", slot))
+	if block >= 0 {
+		m.metrics.Claim(block, slot, pid)
+	}
+}
+
+// releaseBlock frees the block withBlock reserved for a worker that did
+// not start.
+func (m *Master) releaseBlock(block int) {
+	if block >= 0 {
+		m.metrics.Release(block)
 	}
 }
 
@@ -125,14 +139,33 @@ func (m *Master) foldWorker(w *worker, st unix.WaitStatus) {
 		return
 	}
 	m.metrics.Fold(w.pid)
-	cause := 1 // crash
-	switch {
-	case w.killed || m.state.killedAll && st.Signaled() && st.Signal() == unix.SIGKILL:
-		cause = 2
-	case st.Exited() && st.ExitStatus() == 0:
-		cause = 0
+	killed := w.killed || m.state.killedAll && st.Signaled() && st.Signal() == unix.SIGKILL
+	m.metrics.Count(w.slot.index, metrics.Exits(exitCause(st, killed)))
+}
+
+// foldUnknown folds the block of a reaped child this master did not start
+// and counts how it ended. Such a child holding a block is a worker the
+// previous image killed just before its exec (it hands over no worker it
+// killed): a SIGKILL counts as killed.
+func (m *Master) foldUnknown(pid int, st unix.WaitStatus) {
+	if m.metrics == nil {
+		return
 	}
-	m.metrics.Count(w.slot.index, metrics.Exits(cause))
+	if slot, ok := m.metrics.Fold(pid); ok {
+		killed := st.Signaled() && st.Signal() == unix.SIGKILL
+		m.metrics.Count(slot, metrics.Exits(exitCause(st, killed)))
+	}
+}
+
+// exitCause is the index into metrics.ExitCauses of an exit with st.
+func exitCause(st unix.WaitStatus, killed bool) int {
+	switch {
+	case killed:
+		return 2
+	case st.Exited() && st.ExitStatus() == 0:
+		return 0
+	}
+	return 1 // crash
 }
 
 // countMissedBeat counts a worker killed for its silence.

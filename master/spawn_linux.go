@@ -115,11 +115,12 @@ func (m *Master) startProcess(s *slot, args, env []string, seq uint64, now time.
 		return nil, fmt.Errorf("spawn worker %d: %w", s.index, err)
 	}
 	defer null.Close()
-	block, mfd, env := m.withBlock(env)
+	block, mfd, env := m.withBlock(s.index, env)
 	pid, proc, err := m.sys.forkExec(m.cfg.Path, append([]string{m.cfg.Path}, args...),
 		append(env[:len(env):len(env)], WorkerSlotEnv+"="+strconv.Itoa(s.index)),
 		workerFiles(null.Fd(), m.cfg.Stdout.Fd(), m.cfg.Stderr.Fd(), s.sock, w.Fd(), mfd))
 	if err != nil {
+		m.releaseBlock(block)
 		r.Close()
 		return nil, fmt.Errorf("spawn worker %d: %w", s.index, err)
 	}

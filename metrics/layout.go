@@ -84,10 +84,16 @@ const (
 	// AccessDropped counts access log records dropped because the log's
 	// buffer was full.
 	AccessDropped = MissedBeats + 1
+	// PoolOverloaded and PoolTimeouts count the blocking and batch calls
+	// the worker itself answered overloaded (the queue was full) or
+	// timeout (past the handler timeout); a handler's own answers with
+	// these codes are not among them.
+	PoolOverloaded = AccessDropped + 1
+	PoolTimeouts   = PoolOverloaded + 1
 	// Gauges: a worker's current values, never folded.
-	OpenConns  = AccessDropped + 1 // connections open
-	InFlight   = OpenConns + 1     // requests read and not answered yet
-	QueueDepth = InFlight + 1      // blocking calls queued for the pool
+	OpenConns  = PoolTimeouts + 1 // connections open
+	InFlight   = OpenConns + 1    // blocking and batch calls taken and not answered yet
+	QueueDepth = InFlight + 1     // blocking calls queued for the pool
 	numScalars = QueueDepth + 1
 )
 
@@ -116,6 +122,7 @@ const (
 const (
 	hMagic = iota
 	hVersion
+	hLayout // layoutPrint of the image that formatted the region
 	hMethods
 	hSlots
 	hBlocks
@@ -128,7 +135,7 @@ const (
 
 const (
 	magic   = 0x72706364_6d657472 // "rpcdmetr"
-	version = 2
+	version = 3
 	// setOwner, setPid: a block's slot+1 (0 while free) and its worker's pid.
 	setOwner = 0
 	setPid   = 1
@@ -136,6 +143,11 @@ const (
 	// MaxMethods bounds the method table.
 	MaxMethods = 1024
 )
+
+// layoutPrint sums up what the header does not spell out but the sets'
+// layout depends on: the numbers of codes, buckets and scalars, and the
+// version. An image whose print differs reads another layout.
+const layoutPrint = version<<48 | uint64(len(Codes))<<32 | uint64(len(Buckets)+1)<<16 | uint64(numScalars)
 
 // layout is the geometry a header describes.
 type layout struct {
@@ -199,6 +211,7 @@ func Format(mem []byte, methods []string, slots, blocks int) (*Region, error) {
 		}
 	}
 	atomic.StoreUint64(&w[hVersion], version)
+	atomic.StoreUint64(&w[hLayout], layoutPrint)
 	atomic.StoreUint64(&w[hMagic], magic)
 	return newRegion(l, mem, -1), nil
 }
@@ -211,6 +224,9 @@ func Load(mem []byte) (*Region, error) {
 	w := asWords(mem)
 	if atomic.LoadUint64(&w[hMagic]) != magic || atomic.LoadUint64(&w[hVersion]) != version {
 		return nil, errors.New("load metrics: not an rpcd metrics region of this version")
+	}
+	if got := atomic.LoadUint64(&w[hLayout]); got != layoutPrint {
+		return nil, fmt.Errorf("load metrics: region laid out as %#x, this image as %#x", got, uint64(layoutPrint))
 	}
 	n := int(w[hNamesLen])
 	if headerSize*8+n > len(mem) || w[hMethods] > MaxMethods {

@@ -17,7 +17,9 @@ func (r *Region) FreeBlock() (int, bool) {
 }
 
 // Claim records that the worker pid of slot holds block b, which it
-// starts on zeroed. A slot beyond Slots cannot hold a block.
+// starts on zeroed; pid 0 reserves b for a worker about to start, which a
+// second Claim with its pid completes. A slot beyond Slots cannot hold a
+// block: Claim reports false and b stays free.
 func (r *Region) Claim(b, slot, pid int) bool {
 	if b < 0 || b >= r.blocks || slot < 0 || slot >= r.slots {
 		return false
@@ -28,19 +30,29 @@ func (r *Region) Claim(b, slot, pid int) bool {
 	return true
 }
 
+// Release frees block b, reserved by Claim for a worker that did not start.
+func (r *Region) Release(b int) {
+	if b >= 0 && b < r.blocks {
+		set := r.block(b)
+		atomic.StoreUint64(&set[setOwner], 0)
+		atomic.StoreUint64(&set[setPid], 0)
+	}
+}
+
 // Fold adds the counts of the block held by the worker pid, which has
-// exited, to its slot's totals, then zeroes and frees the block. It reports
-// whether pid held a block. A Snapshot sees the counts in the block or in
-// the totals, never in both or neither.
-func (r *Region) Fold(pid int) bool {
+// exited, to its slot's totals, then zeroes and frees the block. It returns
+// the block's slot, and whether pid held a block. A Snapshot sees the
+// counts in the block or in the totals, never in both or neither.
+func (r *Region) Fold(pid int) (slot int, ok bool) {
 	b, ok := r.blockOf(pid)
 	if !ok {
-		return false
+		return 0, false
 	}
 	r.fold.Lock()
 	defer r.fold.Unlock()
 	set := r.block(b)
-	total := r.total(int(atomic.LoadUint64(&set[setOwner])) - 1)
+	slot = int(atomic.LoadUint64(&set[setOwner])) - 1
+	total := r.total(slot)
 	rows := len(r.methods) + 1
 	for i := setRows; i < len(set); i++ {
 		v := atomic.LoadUint64(&set[i])
@@ -51,7 +63,7 @@ func (r *Region) Fold(pid int) bool {
 	}
 	atomic.StoreUint64(&set[setPid], 0)
 	atomic.StoreUint64(&set[setOwner], 0)
-	return true
+	return slot, true
 }
 
 func (r *Region) blockOf(pid int) (int, bool) {

@@ -52,8 +52,11 @@ func TestFoldKeepsCountsMonotonic(t *testing.T) {
 		}
 	}
 	check("running", 1, 2)
-	if !r.Fold(100) || r.Fold(100) {
-		t.Fatal("fold: want true once, then false")
+	if slot, ok := r.Fold(100); !ok || slot != 1 {
+		t.Fatalf("fold: slot %d, %v; want slot 1", slot, ok)
+	}
+	if _, ok := r.Fold(100); ok {
+		t.Fatal("folded pid 100 twice")
 	}
 	check("folded", 0, 0) // the counts stay, the gauge goes
 	if b2, _ := r.FreeBlock(); b2 != b {
@@ -89,6 +92,26 @@ func TestLoadReadsFormat(t *testing.T) {
 	}
 	if _, err := Load(make([]byte, len(mem))); err == nil {
 		t.Fatal("loaded a zeroed region")
+	}
+}
+
+// A region formatted by an image with other numbers of codes, buckets or
+// scalars is refused, even with the same version and method table.
+func TestLoadRefusesOtherLayout(t *testing.T) {
+	methods := []string{"a"}
+	for _, other := range []uint64{
+		layoutPrint + 1<<32, // one more code
+		layoutPrint + 1<<16, // one more bucket
+		layoutPrint - 1,     // one scalar less
+	} {
+		mem := make([]byte, Size(methods, 1, 1))
+		if _, err := Format(mem, methods, 1, 1); err != nil {
+			t.Fatal(err)
+		}
+		asWords(mem)[hLayout] = other
+		if _, err := Load(mem); err == nil {
+			t.Errorf("loaded a region laid out as %#x, this image %#x", other, uint64(layoutPrint))
+		}
 	}
 }
 

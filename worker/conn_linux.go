@@ -26,6 +26,7 @@ type conn struct {
 	flags     connFlags
 	goodbye   uint8  // goodbyeUnasked, goodbyeOwed or goodbyeSent; see goodbye_linux.go
 	events    uint8  // epoll interest registered for fd: readEvents, writeEvents
+	closing   uint8  // why its graceful close began, for its metrics; see closeFor
 	counted   uint32 // bytes counted against the memory budget; see account
 }
 
@@ -386,6 +387,7 @@ func (w *Worker) awaitingFirst(c *conn) bool {
 // the linger deadline passes: closing with unread input would reset the
 // connection and could destroy answers the client has not read yet.
 func (w *Worker) startLinger(c *conn) {
+	c.closeFor(metrics.CloseDrain) // unless a framing error or an idle timeout began it
 	if w.sendGoodbye(c, w.lingerReason(c)) {
 		return // settle lingers once the goodbye is out
 	}

@@ -3,7 +3,6 @@ package worker
 import (
 	"time"
 
-	"github.com/rpcd/rpcd/metrics"
 	"github.com/rpcd/rpcd/protocol"
 )
 
@@ -93,7 +92,7 @@ func (w *Worker) expireDeadlines() {
 		// not write into the shared frame.
 		frame := w.timeoutFrame[:len(w.timeoutFrame):len(w.timeoutFrame)]
 		c.order.fill(e.seq, frame)
-		w.countPooled(e.row, metrics.CodeTimeout, e.at-int64(w.cfg.HandlerTimeout))
+		w.countDeadline(e.row, e.at-int64(w.cfg.HandlerTimeout))
 		w.logTimeout(c, e, len(frame))
 		w.stats.answered.Add(1)
 		w.stats.errors.Add(1)

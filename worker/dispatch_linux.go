@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/rpcd/rpcd/metrics"
 	"github.com/rpcd/rpcd/protocol"
 	"github.com/rpcd/rpcd/rpc"
 )
@@ -86,6 +87,7 @@ func (w *Worker) frameError(c *conn, err error) {
 	}
 	w.answer(c, nil, &protocol.Error{Code: code, Message: err.Error()})
 	c.flags |= finishing
+	c.closeFor(metrics.CloseFrameError)
 	c.in, c.partialAt = nil, 0
 	if w.log.Core().Enabled(zapcore.DebugLevel) {
 		w.log.Debug("framing error", zap.Int32("fd", c.fd), zap.Uint64("conn", c.id), zap.Error(err))

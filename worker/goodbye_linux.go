@@ -1,6 +1,9 @@
 package worker
 
-import "github.com/rpcd/rpcd/protocol"
+import (
+	"github.com/rpcd/rpcd/metrics"
+	"github.com/rpcd/rpcd/protocol"
+)
 
 // The opt-in goodbye. A client that calls rpcd.hello is told, by one last
 // frame after its last answer, that rpcd is closing the connection gracefully:
@@ -72,5 +75,6 @@ func (w *Worker) expire(c *conn, why string) {
 	}
 	w.sendGoodbye(c, goodbyeIdle)
 	c.flags |= finishing
+	c.closeFor(metrics.CloseIdle)
 	w.settle(c)
 }

@@ -45,6 +45,9 @@ func (w *Worker) countAnswer(c *conn, err error, size int) {
 	w.meter.mark = now
 	code := codeIndex(err)
 	w.cfg.Metrics.Request(w.meter.row, code, now-start)
+	if err == errOverloaded { // the pool's or a batch's own refusal, not a handler's answer
+		w.cfg.Metrics.Add(metrics.PoolOverloaded, 1)
+	}
 	if w.cfg.AccessLog != nil {
 		w.logAccess(c.fd, w.meter.method, code, now, now-start, w.meter.in, size)
 	}
@@ -53,6 +56,13 @@ func (w *Worker) countAnswer(c *conn, err error, size int) {
 // countPooled counts a blocking call's answer, read at readAt (loop clock).
 func (w *Worker) countPooled(row, code int, readAt int64) {
 	w.cfg.Metrics.Request(row, code, w.now-readAt)
+}
+
+// countDeadline counts the timeout answer the loop made for a blocking or
+// batch call, read at readAt, that passed its deadline.
+func (w *Worker) countDeadline(row int, readAt int64) {
+	w.countPooled(row, metrics.CodeTimeout, readAt)
+	w.cfg.Metrics.Add(metrics.PoolTimeouts, 1)
 }
 
 // codeIndex is err's index in metrics.Codes.
@@ -66,33 +76,46 @@ func codeIndex(err error) int {
 	return metrics.CodeIndex(protocol.ErrorFor(err, protocol.CodeInternal).Code)
 }
 
+// closeFor records reason (an index into metrics.CloseReasons) as why c's
+// graceful close began: a framing error, an idle timeout with a goodbye, a
+// drain. The first reason recorded stands.
+func (c *conn) closeFor(reason int) {
+	if c.closing == 0 {
+		c.closing = uint8(reason) + 1
+	}
+}
+
 // countClose counts a connection closed for why (closeConn's reasons).
 func (w *Worker) countClose(c *conn, why string) {
-	if w.cfg.Metrics == nil {
-		return
+	if w.cfg.Metrics != nil {
+		w.cfg.Metrics.Add(metrics.Closed(closedFor(c, why)), 1)
 	}
-	reason := metrics.CloseError
+}
+
+// closedFor is the metrics.CloseReasons index of c closed for why: a
+// timeout or a drop counts as itself; any other end of a conn whose
+// graceful close had begun counts as what began it (closeFor).
+func closedFor(c *conn, why string) int {
+	switch why {
+	case idleTimeout:
+		return metrics.CloseIdle
+	case "read timeout":
+		return metrics.CloseReadTimeout
+	case writeTimeout:
+		return metrics.CloseWriteTimeout
+	case memoryBudget:
+		return metrics.CloseBudget
+	}
+	if c.closing != 0 {
+		return int(c.closing) - 1
+	}
 	switch why {
 	case "hang-up", "client finished":
-		reason = metrics.CloseClient
-	case idleTimeout:
-		reason = metrics.CloseIdle
-	case "read timeout":
-		reason = metrics.CloseReadTimeout
-	case writeTimeout:
-		reason = metrics.CloseWriteTimeout
-	case memoryBudget:
-		reason = metrics.CloseBudget
-	case "worker stopped":
-		reason = metrics.CloseDrain
-	case "linger over", "linger timeout":
-		// A lingering close follows a framing error or a drain.
-		reason = metrics.CloseDrain
-		if c.flags&finishing != 0 {
-			reason = metrics.CloseFrameError
-		}
+		return metrics.CloseClient
+	case "worker stopped", "linger over", "linger timeout":
+		return metrics.CloseDrain
 	}
-	w.cfg.Metrics.Add(metrics.Closed(reason), 1)
+	return metrics.CloseError
 }
 
 // countBytes counts bytes read from or written to connections.
@@ -102,7 +125,8 @@ func (w *Worker) countBytes(counter int, n int) {
 	}
 }
 
-// publishMetrics sets the gauges and publishes the turn's counts.
+// publishMetrics sets the gauges and publishes the turn's counts. It runs
+// once per loop turn and once more when closeLoop has closed every conn.
 func (w *Worker) publishMetrics() {
 	m := w.cfg.Metrics
 	if m == nil {
@@ -110,6 +134,8 @@ func (w *Worker) publishMetrics() {
 	}
 	m.Set(metrics.OpenConns, w.stats.open.Load())
 	m.Set(metrics.InFlight, w.meter.inFlight)
-	m.Set(metrics.QueueDepth, int64(len(w.pool.jobs)))
+	if w.pool != nil {
+		m.Set(metrics.QueueDepth, int64(len(w.pool.jobs)))
+	}
 	m.Publish()
 }

@@ -244,6 +244,9 @@ func (w *Worker) closeLoop() {
 	if w.waker.fd >= 0 {
 		_ = w.waker.close()
 	}
+	// The last turn's sweep and the closes above come after that turn's
+	// publish: without this one they would never be counted.
+	w.publishMetrics()
 }
 
 // run waits for events and handles them until a drain has closed every

@@ -17,8 +17,11 @@
 // stats reads the master's /metrics (rpcd -metrics-listen) every -interval and
 // prints a table per worker slot, like top: workers, requests and errors per
 // second, p50 and p99 latency from the duration histogram, open connections,
-// and restarts (workers started in the slot after its first). With -n it
+// and restarts (workers of the slot that crashed or were killed). With -n it
 // prints that many tables and exits; on a terminal each replaces the last.
+// A failed scrape, as during an upgrade, is shown in its table's place (it
+// counts as one of the -n) and retried at the next interval; with -n, stats
+// exits 1 only if every scrape failed.
 package main
 
 import (

@@ -25,7 +25,7 @@ import (
 type slotStats struct {
 	requests, errors float64
 	open, workers    float64
-	starts           float64
+	restarts         float64             // workers that crashed or were killed
 	buckets          map[float64]float64 // cumulative count by upper bound, over every method
 }
 
@@ -77,7 +77,11 @@ func scrapeStats(ctx context.Context, hc *http.Client, url string) (*scrapeResul
 	})
 	res.collect(fams["rpcd_connections_open"], func(s *slotStats, m *dto.Metric) { s.open += m.GetGauge().GetValue() })
 	res.collect(fams["rpcd_workers"], func(s *slotStats, m *dto.Metric) { s.workers += m.GetGauge().GetValue() })
-	res.collect(fams["rpcd_worker_starts_total"], func(s *slotStats, m *dto.Metric) { s.starts += m.GetCounter().GetValue() })
+	res.collect(fams["rpcd_worker_exits_total"], func(s *slotStats, m *dto.Metric) {
+		if cause := label(m, "cause"); cause == "crash" || cause == "killed" {
+			s.restarts += m.GetCounter().GetValue()
+		}
+	})
 	return res, nil
 }
 
@@ -162,7 +166,7 @@ func printStats(w io.Writer, addr string, prev, cur *scrapeResult) {
 		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.0f\t%s\t%s\t%.0f\t%.0f\t\n", slot, c.workers,
 			(c.requests-p.requests)/secs, (c.errors-p.errors)/secs,
 			formatSeconds(quantile(0.5, p.buckets, c.buckets)), formatSeconds(quantile(0.99, p.buckets, c.buckets)),
-			c.open, max(c.starts-1, 0))
+			c.open, c.restarts)
 	}
 	tw.Flush()
 }
@@ -189,32 +193,44 @@ func isTerminal(w io.Writer) bool {
 }
 
 // stats scrapes cfg.metrics every cfg.interval and prints a table of each
-// interval: cfg.n tables, or until interrupted when cfg.n is 0.
+// interval: cfg.n tables, or until interrupted when cfg.n is 0. A failed
+// scrape (the endpoint is re-bound by every upgrade) is shown in place of
+// its table and retried at the next interval; the next table then covers
+// the interval from the last scrape that succeeded. It returns 1 when
+// every scrape failed.
 func stats(cfg *config, stdout, stderr io.Writer) int {
 	hc := &http.Client{Timeout: cfg.timeout}
 	url := "http://" + cfg.metrics + "/metrics"
+	clear := isTerminal(stdout)
 	prev, err := scrapeStats(context.Background(), hc, url)
 	if err != nil {
-		fmt.Fprintf(stderr, "rpcctl: %v\n", err)
-		return 1
+		fmt.Fprintf(stdout, "rpcd %s  scrape failed: %v\n", cfg.metrics, err)
 	}
+	succeeded := err == nil
 	tick := time.NewTicker(cfg.interval)
 	defer tick.Stop()
-	clear := isTerminal(stdout)
 	for i := 0; cfg.n == 0 || i < cfg.n; i++ {
 		<-tick.C
 		cur, err := scrapeStats(context.Background(), hc, url)
-		if err != nil {
-			fmt.Fprintf(stderr, "rpcctl: %v\n", err)
-			return 1
-		}
 		if clear {
 			fmt.Fprint(stdout, clearScreen)
-		} else if i > 0 {
+		} else if i > 0 || prev == nil {
 			fmt.Fprintln(stdout)
 		}
-		printStats(stdout, cfg.metrics, prev, cur)
-		prev = cur
+		switch {
+		case err != nil:
+			fmt.Fprintf(stdout, "rpcd %s  scrape failed: %v  %s\n", cfg.metrics, err, time.Now().Format(time.TimeOnly))
+			continue
+		case prev == nil:
+			fmt.Fprintf(stdout, "rpcd %s  scraped; the first table follows the next scrape\n", cfg.metrics)
+		default:
+			printStats(stdout, cfg.metrics, prev, cur)
+		}
+		prev, succeeded = cur, true
+	}
+	if !succeeded {
+		fmt.Fprintf(stderr, "rpcctl: every scrape of %s failed\n", url)
+		return 1
 	}
 	return 0
 }

@@ -24,6 +24,7 @@ import (
 
 	rpcclient "github.com/rpcd/rpcd/client"
 	"github.com/rpcd/rpcd/internal/waitfor"
+	"github.com/rpcd/rpcd/protocol"
 )
 
 // startMetricsServer runs rpcd with its metrics endpoint on a free port
@@ -368,4 +369,133 @@ func waitRequests(t *testing.T, base string, answered int) map[string]float64 {
 		series[fmt.Sprint(m.Label)] = m.Counter.GetValue()
 	}
 	return series
+}
+
+// counterSeries returns every counter series and histogram count of fams
+// by name and labels.
+func counterSeries(fams map[string]*dto.MetricFamily) map[string]float64 {
+	series := map[string]float64{}
+	for name, f := range fams {
+		for _, m := range f.Metric {
+			key := name + fmt.Sprint(m.Label)
+			switch {
+			case m.Counter != nil:
+				series[key] = m.Counter.GetValue()
+			case m.Histogram != nil:
+				series[key] = float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	return series
+}
+
+// noneDecreased fails t if a series of before is lower, or gone, in after.
+func noneDecreased(t *testing.T, when string, before, after map[string]float64) {
+	t.Helper()
+	for series, v := range before {
+		if got, ok := after[series]; !ok || got < v {
+			t.Errorf("%s: %s went from %v to %v (present %v)", when, series, v, got, ok)
+		}
+	}
+}
+
+// Counters only grow while TTIN adds a slot and TTOU removes it again: the
+// removed slot's counts stay, folded into its totals.
+func TestMetricsMonotonicAcrossScaling(t *testing.T) {
+	s, base := startMetricsServer(t)
+	answered := callFresh(t, s.addr, 100)
+	waitRequests(t, base, answered)
+	before := counterSeries(scrape(t, base))
+
+	signal(t, s, syscall.SIGTTIN)
+	waitLog(t, s, 0, 30*time.Second, "the added worker ready", func(es []logEntry) bool {
+		return findMsg(es, "worker ready", "slot", float64(2)) != nil
+	})
+	answered += callFresh(t, s.addr, 200)
+	waitRequests(t, base, answered)
+	grown := counterSeries(scrape(t, base))
+	noneDecreased(t, "after TTIN", before, grown)
+
+	from := len(s.logs.all())
+	signal(t, s, syscall.SIGTTOU)
+	waitLog(t, s, from, 10*time.Second, "slot 2 removed", func(es []logEntry) bool {
+		return findMsg(es, "removing worker", "slot", float64(2)) != nil
+	})
+	waitfor.Until(t, 30*time.Second, "slot 2's worker folded", func() bool {
+		return sumWhere(scrape(t, base), "rpcd_workers", map[string]string{"slot": "2"}) == 0
+	})
+	answered += callFresh(t, s.addr, 100)
+	waitRequests(t, base, answered)
+	shrunkFams := scrape(t, base)
+	shrunk := counterSeries(shrunkFams)
+	noneDecreased(t, "after TTOU", grown, shrunk)
+	if sumWhere(shrunkFams, "rpcd_worker_exits_total", map[string]string{"slot": "2"}) != 1 {
+		t.Fatal("the removed slot's worker exit not counted")
+	}
+}
+
+// /readyz answers 200 during a reload, while the old generation serves,
+// and 503 once a stop has begun.
+func TestReadyzThroughReloadAndStop(t *testing.T) {
+	config := filepath.Join(t.TempDir(), "rpcd.yaml")
+	if err := os.WriteFile(config, []byte("workers: 2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, base := startMetricsServer(t, "-config="+config)
+	waitfor.Until(t, 10*time.Second, "/readyz 200", func() bool { return status(t, base+"/readyz") == http.StatusOK })
+
+	// Hold the reload: its configuration is a FIFO the test writes only
+	// once it has checked /readyz, so the old generation serves on.
+	fifo := config + ".fifo"
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(fifo, config); err != nil {
+		t.Fatal(err)
+	}
+	from := len(s.logs.all())
+	signal(t, s, syscall.SIGHUP)
+	fd := -1
+	waitfor.Until(t, 10*time.Second, "the reload reading its configuration", func() bool {
+		var err error
+		fd, err = syscall.Open(config, syscall.O_WRONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+		return err == nil // ENXIO until rpcd opens it for reading
+	})
+	if got := status(t, base+"/readyz"); got != http.StatusOK {
+		t.Fatalf("/readyz %d during a reload, with the old generation serving", got)
+	}
+	mustPing(t, dial(t, s.addr), `"during the reload"`)
+	if gen := sumWhere(scrape(t, base), "rpcd_generation", nil); gen != 1 {
+		t.Fatalf("generation %v while the reload reads its configuration, want 1", gen)
+	}
+	syscall.Write(fd, []byte("workers: 2\n"))
+	syscall.Close(fd)
+	waitLog(t, s, from, 30*time.Second, "the reload done", func(es []logEntry) bool {
+		return findMsg(es, "new generation ready", "reason", "reload") != nil
+	})
+	waitfor.Until(t, 10*time.Second, "/readyz 200 after the reload", func() bool { return status(t, base+"/readyz") == http.StatusOK })
+
+	// Hold the stop: a worker's drain waits for the rest of a frame begun.
+	c := dial(t, s.addr)
+	frame := protocol.AppendRequest(nil, c.order, "ping", []byte(`"held"`))
+	if _, err := c.Write(frame[:len(frame)-2]); err != nil {
+		t.Fatal(err)
+	}
+	from = len(s.logs.all())
+	signal(t, s, syscall.SIGTERM)
+	waitLog(t, s, from, 10*time.Second, "the stop begun", func(es []logEntry) bool {
+		return countMsg(es, "stopping workers") > 0
+	})
+	if got := status(t, base+"/readyz"); got != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz %d during a stop, want 503", got)
+	}
+	if _, err := c.Write(frame[len(frame)-2:]); err != nil {
+		t.Fatal(err)
+	}
+	if out, result, err := c.recv(); err != nil || out != "pong" || result != `"held"` {
+		t.Fatalf("held request answered %q %q %v", out, result, err)
+	}
+	if code := s.waitExit(20 * time.Second); code != 0 {
+		t.Fatalf("master exited %d, want 0", code)
+	}
 }

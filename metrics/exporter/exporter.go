@@ -56,14 +56,14 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 var (
 	dRequests   = desc("rpcd_requests_total", "Requests answered, by method (\"other\" for unregistered names), answer code and worker slot.", "method", "code", "slot")
 	dDuration   = desc("rpcd_request_duration_seconds", "Time from reading a request to answering it, by method and worker slot.", "method", "slot")
-	dInFlight   = desc("rpcd_requests_in_flight", "Blocking calls queued or running on the worker's pool.", "slot")
+	dInFlight   = desc("rpcd_requests_in_flight", "Blocking and batch calls queued or running, not answered yet.", "slot")
 	dOpen       = desc("rpcd_connections_open", "Client connections open.", "slot")
 	dAccepted   = desc("rpcd_connections_accepted_total", "Client connections accepted.", "slot")
 	dClosed     = desc("rpcd_connections_closed_total", "Client connections closed, by reason.", "slot", "reason")
 	dRead       = desc("rpcd_read_bytes_total", "Bytes read from client connections.", "slot")
 	dWritten    = desc("rpcd_written_bytes_total", "Bytes written to client connections.", "slot")
 	dQueue      = desc("rpcd_pool_queue_depth", "Blocking calls waiting in the worker's pool queue.", "slot")
-	dRejected   = desc("rpcd_pool_rejected_total", "Blocking calls answered overloaded (queue full) or timeout (past -handler-timeout).", "slot", "code")
+	dRejected   = desc("rpcd_pool_rejected_total", "Blocking and batch calls the worker answered overloaded (queue full) or timeout (past -handler-timeout); a handler's own answers with these codes are not counted.", "slot", "code")
 	dStarts     = desc("rpcd_worker_starts_total", "Worker processes started, by cause: slot (first or after an exit), recycle, rollout.", "slot", "cause")
 	dExits      = desc("rpcd_worker_exits_total", "Worker processes ended, by cause: clean (exit 0), crash, killed (by the master).", "slot", "cause")
 	dDropped    = desc("rpcd_access_log_dropped_total", "Access log records dropped because the log's buffer was full.", "slot")
@@ -122,7 +122,6 @@ func collectSlot(ch chan<- prometheus.Metric, methods []string, st *metrics.Slot
 	gauge := func(d *prometheus.Desc, v uint64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), slot)
 	}
-	var overloaded, timeouts uint64
 	for i := range st.Rows {
 		row := &st.Rows[i]
 		method := "other"
@@ -130,8 +129,6 @@ func collectSlot(ch chan<- prometheus.Metric, methods []string, st *metrics.Slot
 			method = methods[i]
 		}
 		collectRow(ch, method, slot, row)
-		overloaded += row.Codes[metrics.CodeOverloaded]
-		timeouts += row.Codes[metrics.CodeTimeout]
 	}
 	s := &st.Scalars
 	counter(dAccepted, s[metrics.Accepted])
@@ -140,8 +137,8 @@ func collectSlot(ch chan<- prometheus.Metric, methods []string, st *metrics.Slot
 	}
 	counter(dRead, s[metrics.BytesRead])
 	counter(dWritten, s[metrics.BytesWritten])
-	counter(dRejected, overloaded, "overloaded")
-	counter(dRejected, timeouts, "timeout")
+	counter(dRejected, s[metrics.PoolOverloaded], "overloaded")
+	counter(dRejected, s[metrics.PoolTimeouts], "timeout")
 	for i, cause := range metrics.StartCauses {
 		counter(dStarts, s[metrics.Starts(i)], cause)
 	}

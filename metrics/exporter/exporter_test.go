@@ -32,6 +32,7 @@ func testRegion(t *testing.T) *metrics.Region {
 	}
 	rec.Request(rec.Row([]byte("nosuch")), metrics.CodeIndex("unknown_method"), 1e3)
 	rec.Add(metrics.AccessDropped, 1)
+	rec.Add(metrics.PoolTimeouts, 2)
 	rec.Set(metrics.OpenConns, 2)
 	rec.Publish()
 	r.Count(1, metrics.Starts(0))
@@ -97,6 +98,8 @@ func TestMetricsOutput(t *testing.T) {
 		{"rpcd_requests_total", map[string]string{"method": "ping", "code": "ok", "slot": "1"}, 3},
 		{"rpcd_requests_total", map[string]string{"method": "other", "code": "unknown_method", "slot": "1"}, 1},
 		{"rpcd_access_log_dropped_total", map[string]string{"slot": "1"}, 1},
+		{"rpcd_pool_rejected_total", map[string]string{"slot": "1", "code": "timeout"}, 2},
+		{"rpcd_pool_rejected_total", map[string]string{"slot": "1", "code": "overloaded"}, 0},
 		{"rpcd_worker_starts_total", map[string]string{"slot": "1", "cause": "slot"}, 1},
 		{"rpcd_upgrades_total", map[string]string{"result": "succeeded"}, 1},
 		{"rpcd_reloads_total", map[string]string{"result": "failed"}, 0},
