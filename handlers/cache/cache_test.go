@@ -16,6 +16,7 @@ import (
 
 	"github.com/rpcd/rpcd/handlers/cache"
 	"github.com/rpcd/rpcd/handlers/cache/cachetest"
+	"github.com/rpcd/rpcd/internal/waitfor"
 	"github.com/rpcd/rpcd/protocol"
 	"github.com/rpcd/rpcd/rpc"
 	"github.com/rpcd/rpcd/worker"
@@ -508,4 +509,66 @@ func BenchmarkBatchGet(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(params)), "ns/call")
+}
+
+// A connection that breaks with commands sent fails each of them with
+// unavailable at once, and none is sent again: a retried cache.incr could
+// count twice.
+func TestBrokenConnectionNotRetried(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan string, 4) // what each connection sent before it was cut
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			// Read until both commands are in, then close without a reply.
+			var seen []byte
+			buf := make([]byte, 4096)
+			_ = conn.SetReadDeadline(time.Now().Add(callLimit))
+			for strings.Count(string(seen), "INCRBY") < 2 {
+				n, err := conn.Read(buf)
+				seen = append(seen, buf[:n]...)
+				if err != nil {
+					break
+				}
+			}
+			conn.Close()
+			got <- string(seen)
+		}
+	}()
+	c := newCaller(t, openStore(t, ln.Addr().String()))
+	start := time.Now()
+	calls := c.batch("cache.incr", `{"key":"a"}`, `{"key":"b"}`)
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("answered after %v, want at once", took)
+	}
+	for i := range calls {
+		if code(calls[i].Err) != protocol.CodeUnavailable {
+			t.Fatalf("call %d: %v, want unavailable", i, calls[i].Err)
+		}
+	}
+	if sent := <-got; strings.Count(sent, "INCRBY") != 2 {
+		t.Fatalf("Redis got %q, want the two INCRBY once each", sent)
+	}
+	// Later calls connect again, once the retry interval has passed, and
+	// send only their own commands.
+	var sent string
+	waitfor.Until(t, callLimit, "a new connection to Redis", func() bool {
+		c.batch("cache.incr", `{"key":"c"}`, `{"key":"d"}`)
+		select {
+		case sent = <-got:
+			return true
+		default:
+			return false
+		}
+	})
+	if strings.Contains(sent, "$1\r\na\r\n") || strings.Contains(sent, "$1\r\nb\r\n") {
+		t.Fatalf("a failed command was sent again: %q", sent)
+	}
 }
