@@ -32,8 +32,8 @@
 // then every method answers unavailable. A connection authenticates
 // (-redis-password) and selects its database (-redis-db) first: on a loop's
 // connection AUTH and SELECT go ahead of the first commands, and the connect
-// and those replies must come within DialTimeout. A loop's connection breaks
-// when Redis sends no reply for IOTimeout while some are due; the worker
+// must finish within DialTimeout. A loop's connection breaks when Redis sends
+// no reply for IOTimeout while some are due, AUTH's and SELECT's included; the worker
 // answers timeout at each call's own deadline before that. A connection that
 // breaks is closed and every call sent on it answered unavailable; while Redis
 // is down, calls answer unavailable at once and a loop connects again at most
