@@ -1,6 +1,7 @@
 // Package rpc is the contract between rpcd and the methods it serves: a
 // Handler answers one request into a Reply, a BatchHandler answers many at
-// once, and a Registry names handlers and says where each runs. It knows
+// once, an AsyncHandler starts calls that it completes later from the event
+// loop, and a Registry names handlers and says where each runs. It knows
 // nothing of sockets or event loops, so a package of methods builds on every
 // OS; package worker serves a Registry on Linux.
 //
@@ -40,6 +41,23 @@
 // and what the handler sets on it later is dropped. When the worker's queue is
 // full a call is answered overloaded without running. A handler that panics
 // fails every call of its batch with protocol.CodeInternal.
+//
+// An Async method does its I/O on the worker's event loop itself, with no
+// goroutine and no hand-off, the way a proxy drives its upstream connections.
+// Its opener (RegisterAsync) is called on each loop that serves it, and the
+// handler it returns is called on that loop goroutine at the end of each loop
+// turn with the calls of the method read in the turn, in the order read,
+// together with the Loop. The handler and every callback it gives the Loop
+// (Watch, After, AtClose) run on the loop goroutine, between the reads of
+// every connection the worker serves: they must never block, and may make
+// only non-blocking system calls on descriptors set non-blocking. A handler
+// completes each call exactly once, by setting its Reply or Err and calling
+// Done, at once or from a later callback; its answer then goes out in its
+// connection's request order. Every call has its own deadline as a Blocking
+// call does: it is answered timeout when it passes, and its Done afterwards
+// is dropped. A handler that panics fails the calls of that turn it had not
+// completed with protocol.CodeInternal; a callback must not panic. State the
+// handler keeps for a loop is touched by that loop's goroutine only.
 //
 // Handlers of every mode may run at the same time as other handlers, so state
 // they share must be safe for concurrent use.

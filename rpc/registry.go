@@ -21,6 +21,9 @@ const (
 	// Batch handlers get every call of their method from one loop turn at
 	// once, on a goroutine of their own; see RegisterBatch.
 	Batch
+	// Async handlers run on the event loop and complete their calls later,
+	// from callbacks the loop runs; see RegisterAsync.
+	Async
 )
 
 func (m Mode) String() string {
@@ -31,6 +34,8 @@ func (m Mode) String() string {
 		return "blocking"
 	case Batch:
 		return "batch"
+	case Async:
+		return "async"
 	}
 	return fmt.Sprintf("Mode(%d)", uint8(m))
 }
@@ -38,6 +43,7 @@ func (m Mode) String() string {
 type entry struct {
 	h     Handler
 	batch BatchHandler
+	async func(Loop) AsyncHandler
 	mode  Mode
 }
 
@@ -56,8 +62,8 @@ func NewRegistry() *Registry {
 // as rpcd.hello; no handler may be registered under it.
 const ReservedPrefix = "rpcd."
 
-// Register adds h under name as an Inline or Blocking method (Batch methods
-// register with RegisterBatch). It panics on an empty name, a name starting
+// Register adds h under name as an Inline or Blocking method (Batch and Async
+// methods register with RegisterBatch and RegisterAsync). It panics on an empty name, a name starting
 // with ReservedPrefix, a nil handler, another mode or a name registered
 // twice: all programming errors.
 func (r *Registry) Register(name string, mode Mode, h Handler) {
@@ -84,7 +90,7 @@ func (r *Registry) add(name string, e entry) {
 }
 
 // Lookup finds the handler for name without allocating; h is nil for a Batch
-// method (see LookupBatch). Safe from any goroutine once registration is over.
+// or Async method (see LookupBatch, LookupAsync). Safe from any goroutine once registration is over.
 func (r *Registry) Lookup(name []byte) (h Handler, mode Mode, ok bool) {
 	e, ok := r.m[string(name)]
 	return e.h, e.mode, ok

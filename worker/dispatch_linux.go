@@ -94,7 +94,8 @@ func (w *Worker) frameError(c *conn, err error) {
 	}
 }
 
-// dispatch answers one request body: inline, through the pool or in a batch.
+// dispatch answers one request body: inline, through the pool, in a batch or
+// by an Async handler.
 func (w *Worker) dispatch(c *conn, body []byte) {
 	w.stats.requests.Add(1)
 	if err := protocol.ParseRequest(body, &w.req); err != nil {
@@ -118,6 +119,8 @@ func (w *Worker) dispatch(c *conn, body []byte) {
 		w.offload(c, h)
 	case mode == rpc.Batch:
 		w.enqueueBatch(c)
+	case mode == rpc.Async:
+		w.enqueueAsync(c)
 	default:
 		w.rep.Reset()
 		err := callHandler(context.Background(), w.log, h, w.req.Method, w.req.Params, &w.rep)
@@ -183,20 +186,27 @@ func (w *Worker) routeResults() {
 		w.batchDone(b)
 	}
 	for _, r := range results {
-		w.meter.inFlight--
-		c := w.connByID(r.fd, r.connID)
-		if c == nil || c.order == nil || !c.order.fill(r.seq, r.frame) {
-			continue // the conn closed; its fd may belong to another by now
-		}
-		w.countPooled(int(r.row), int(r.code), r.readAt)
-		w.logPooled(c, &r)
-		w.stats.answered.Add(1)
-		if r.isErr {
-			w.stats.errors.Add(1)
-		}
-		w.markTouched(c)
+		w.fileResult(r)
 	}
 	w.settleTouched()
+}
+
+// fileResult files one pooled, batched or async answer into its conn's slot
+// and lists the conn for settling; an answer whose slot was answered timeout,
+// or whose conn closed, is dropped.
+func (w *Worker) fileResult(r result) {
+	w.meter.inFlight--
+	c := w.connByID(r.fd, r.connID)
+	if c == nil || c.order == nil || !c.order.fill(r.seq, r.frame) {
+		return // the conn closed; its fd may belong to another by now
+	}
+	w.countPooled(int(r.row), int(r.code), r.readAt)
+	w.logPooled(c, &r)
+	w.stats.answered.Add(1)
+	if r.isErr {
+		w.stats.errors.Add(1)
+	}
+	w.markTouched(c)
 }
 
 // markTouched lists c for settling once after a batch of pooled answers.

@@ -24,8 +24,12 @@
 // as one batch on a goroutine of their own at the end of the turn, one batch
 // per method at a time, under the same deadlines and the same queue bound
 // (Config.QueueSize calls waiting per method); their answers come back through
-// the same wake-up as pooled ones. Answers on a connection go out in request
-// order whatever mode produced them.
+// the same wake-up as pooled ones. The calls of an Async method read in one
+// loop turn go to its handler on the loop goroutine at the end of the turn,
+// under the same deadlines and queue bound; the worker is its rpc.Loop (the
+// descriptors it watches sit in the worker's epoll set, its timers run on the
+// loop clock), and a call's Done files its answer on the loop with no wake-up.
+// Answers on a connection go out in request order whatever mode produced them.
 //
 // # Errors and limits
 //

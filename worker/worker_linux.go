@@ -63,6 +63,7 @@ type Worker struct {
 	seqFloor      uint64 // first slot number for the next answer queue
 	deadlines     deadlineQueue
 	batches       batchSet
+	async         asyncSet
 	timeoutFrame  []byte // the answer for a pooled request past its deadline
 	epoch         time.Time
 	now           int64 // coarse clock: nanoseconds since epoch, read once per wakeup
@@ -235,6 +236,7 @@ func (w *Worker) closeLoop() {
 		}
 	}
 	w.closeListener()
+	w.closeAsync()
 	if w.pool != nil {
 		w.pool.stop()
 	}
@@ -261,8 +263,10 @@ func (w *Worker) run() error {
 		for _, ev := range events {
 			w.handleEvent(ev)
 		}
+		w.runTimers()
 		w.expireDeadlines()
 		w.startBatches()
+		w.startAsync()
 		w.enforceBudget()
 		w.publishMetrics()
 		// Accept only after the whole batch: a descriptor closed above and
@@ -285,7 +289,7 @@ func (w *Worker) clock() int64 { return int64(time.Since(w.epoch)) }
 
 // waitMillis is how long the next wait may block: until the next sweep is due.
 func (w *Worker) waitMillis() int {
-	left := min(w.tick-time.Duration(w.clock()-w.lastSweep), w.deadlineWait())
+	left := min(w.tick-time.Duration(w.clock()-w.lastSweep), w.deadlineWait(), w.timerWait())
 	if left <= 0 {
 		return 0
 	}
@@ -303,6 +307,9 @@ func (w *Worker) handleEvent(ev unix.EpollEvent) {
 	default:
 		if c := w.connAt(fd); c != nil {
 			w.handleConn(c, ev.Events)
+		} else {
+			// A descriptor an Async handler watches, or one closed this turn.
+			w.handleWatched(fd, ev.Events)
 		}
 	}
 }

@@ -1,36 +1,91 @@
+//go:build linux
+
 package cache_test
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rpcd/rpcd/handlers/cache"
 	"github.com/rpcd/rpcd/handlers/cache/cachetest"
+	"github.com/rpcd/rpcd/internal/waitfor"
 	"github.com/rpcd/rpcd/protocol"
 	"github.com/rpcd/rpcd/rpc"
+	"github.com/rpcd/rpcd/worker"
 )
 
 // callLimit is each call's deadline, as a worker would set it.
 const callLimit = 10 * time.Second
 
-// caller runs cache methods as the worker would, without the loop.
+// caller runs cache methods through a worker serving them in this process,
+// over one client connection.
 type caller struct {
-	t   *testing.T
-	reg *rpc.Registry
+	t    testing.TB
+	conn net.Conn
+	r    *bufio.Reader
 }
 
-func newCaller(t *testing.T, store *cache.Store) *caller {
+func newCaller(t testing.TB, store *cache.Store) *caller {
+	return newCallerTimeout(t, store, callLimit)
+}
+
+// newCallerTimeout serves store's methods on a worker whose handler deadline
+// is timeout, on 127.0.0.1, until the test ends.
+func newCallerTimeout(t testing.TB, store *cache.Store, timeout time.Duration) *caller {
+	t.Helper()
 	reg := rpc.NewRegistry()
 	store.Register(reg)
-	return &caller{t: t, reg: reg}
+	w, err := worker.New(worker.Config{HandlerTimeout: timeout}, reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	lfd, err := syscall.Dup(int(f.Fd()))
+	_ = f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready, done := make(chan struct{}), make(chan error, 1)
+	go func() { done <- w.Serve(lfd, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	}
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = conn.Close()
+		w.Shutdown()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(callLimit):
+			t.Error("the worker did not stop")
+		}
+	})
+	return &caller{t: t, conn: conn, r: bufio.NewReader(conn)}
 }
 
 // call runs method alone and returns its out and result, or its error.
@@ -40,27 +95,37 @@ func (c *caller) call(method, params string) (out, result string, err error) {
 	return calls[0].Reply.Out(), string(calls[0].Reply.Result()), calls[0].Err
 }
 
-// batch runs one call of method per params as the worker would: a Batch
-// method's calls in one batch, a Blocking method's one by one.
+// batch sends one call of method per params in one write, so the worker reads
+// them in one loop turn, and returns their answers: Reply, or Err from an
+// error answer.
 func (c *caller) batch(method string, params ...string) []rpc.Call {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), callLimit)
-	defer cancel()
-	calls := make([]rpc.Call, len(params))
-	for i, p := range params {
-		calls[i].Params = []byte(p)
+	var frames []byte
+	for _, p := range params {
+		frames = protocol.AppendRequest(frames, protocol.LittleEndian, method, []byte(p))
 	}
-	h, mode, ok := c.reg.Lookup([]byte(method))
-	switch {
-	case ok && mode == rpc.Batch:
-		bh, _ := c.reg.LookupBatch([]byte(method))
-		bh(ctx, calls)
-	case ok && mode == rpc.Blocking:
-		for i := range calls {
-			calls[i].Err = h(ctx, calls[i].Params, &calls[i].Reply)
+	if err := c.conn.SetDeadline(time.Now().Add(2 * callLimit)); err != nil {
+		c.t.Fatal(err)
+	}
+	if _, err := c.conn.Write(frames); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+	calls := make([]rpc.Call, len(params))
+	for i := range calls {
+		body, err := protocol.ReadFrame(c.r, protocol.LittleEndian, 1<<30, nil)
+		if err != nil {
+			c.t.Fatalf("read answer %d of %s: %v", i, method, err)
 		}
-	default:
-		c.t.Fatalf("%s: registered %v, %v; want a Batch or Blocking handler", method, ok, mode)
+		var resp protocol.Response
+		if err := protocol.ParseResponse(body, &resp); err != nil {
+			c.t.Fatalf("parse answer %q: %v", body, err)
+		}
+		if e, ok := resp.AsError(); ok {
+			calls[i].Err = e
+			continue
+		}
+		calls[i].Reply.SetOut(string(resp.Out))
+		calls[i].Reply.SetRaw(resp.Result)
 	}
 	return calls
 }
@@ -407,15 +472,9 @@ func TestSilentRedisTimesOut(t *testing.T) {
 			defer conn.Close()
 		}
 	}()
-	store := openStore(t, ln.Addr().String())
-	reg := rpc.NewRegistry()
-	store.Register(reg)
-	bh, _ := reg.LookupBatch([]byte("cache.incr"))
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	calls := []rpc.Call{{Params: []byte(`{"key":"a"}`)}, {Params: []byte(`{"key":"b"}`)}}
+	c := newCallerTimeout(t, openStore(t, ln.Addr().String()), 100*time.Millisecond)
 	start := time.Now()
-	bh(ctx, calls)
+	calls := c.batch("cache.incr", `{"key":"a"}`, `{"key":"b"}`)
 	if took := time.Since(start); took > 900*time.Millisecond {
 		t.Fatalf("batch took %v; the handler deadline was 100ms", took)
 	}
@@ -426,8 +485,9 @@ func TestSilentRedisTimesOut(t *testing.T) {
 	}
 }
 
-// BenchmarkBatchGet runs batches of 25 cache.get calls, the size two
-// workers see under 50 connections, against a real redis-server.
+// BenchmarkBatchGet sends batches of 25 cache.get calls in one write, the
+// size two workers see under 50 connections, through an in-process worker to
+// a real redis-server; the time includes the client's and Redis's.
 func BenchmarkBatchGet(b *testing.B) {
 	r := cachetest.Start(b)
 	store := cache.New()
@@ -435,22 +495,80 @@ func BenchmarkBatchGet(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer store.Close()
-	reg := rpc.NewRegistry()
-	store.Register(reg)
-	set, _ := reg.LookupBatch([]byte("cache.set"))
-	get, _ := reg.LookupBatch([]byte("cache.get"))
-	ctx := context.Background()
-	set(ctx, []rpc.Call{{Params: []byte(`{"key":"rpcd:key","value":"xxx"}`)}})
-	calls := make([]rpc.Call, 25)
+	c := newCaller(b, store)
+	c.batch("cache.set", `{"key":"rpcd:key","value":"xxx"}`)
+	params := make([]string, 25)
+	for i := range params {
+		params[i] = `{"key":"rpcd:key"}`
+	}
 	b.ReportAllocs()
 	for b.Loop() {
-		for i := range calls {
-			calls[i] = rpc.Call{Params: []byte(`{"key":"rpcd:key"}`)}
-		}
-		get(ctx, calls)
+		calls := c.batch("cache.get", params...)
 		if calls[0].Err != nil || string(calls[24].Reply.Result()) != `"xxx"` {
 			b.Fatalf("get: %v %s", calls[0].Err, calls[24].Reply.Result())
 		}
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(calls)), "ns/call")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(params)), "ns/call")
+}
+
+// A connection that breaks with commands sent fails each of them with
+// unavailable at once, and none is sent again: a retried cache.incr could
+// count twice.
+func TestBrokenConnectionNotRetried(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan string, 4) // what each connection sent before it was cut
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			// Read until both commands are in, then close without a reply.
+			var seen []byte
+			buf := make([]byte, 4096)
+			_ = conn.SetReadDeadline(time.Now().Add(callLimit))
+			for strings.Count(string(seen), "INCRBY") < 2 {
+				n, err := conn.Read(buf)
+				seen = append(seen, buf[:n]...)
+				if err != nil {
+					break
+				}
+			}
+			conn.Close()
+			got <- string(seen)
+		}
+	}()
+	c := newCaller(t, openStore(t, ln.Addr().String()))
+	start := time.Now()
+	calls := c.batch("cache.incr", `{"key":"a"}`, `{"key":"b"}`)
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("answered after %v, want at once", took)
+	}
+	for i := range calls {
+		if code(calls[i].Err) != protocol.CodeUnavailable {
+			t.Fatalf("call %d: %v, want unavailable", i, calls[i].Err)
+		}
+	}
+	if sent := <-got; strings.Count(sent, "INCRBY") != 2 {
+		t.Fatalf("Redis got %q, want the two INCRBY once each", sent)
+	}
+	// Later calls connect again, once the retry interval has passed, and
+	// send only their own commands.
+	var sent string
+	waitfor.Until(t, callLimit, "a new connection to Redis", func() bool {
+		c.batch("cache.incr", `{"key":"c"}`, `{"key":"d"}`)
+		select {
+		case sent = <-got:
+			return true
+		default:
+			return false
+		}
+	})
+	if strings.Contains(sent, "$1\r\na\r\n") || strings.Contains(sent, "$1\r\nb\r\n") {
+		t.Fatalf("a failed command was sent again: %q", sent)
+	}
 }

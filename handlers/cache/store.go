@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +43,18 @@ var notConfigured = protocol.Errorf(protocol.CodeUnavailable,
 type Store struct {
 	pool atomic.Pointer[resp.Pool]
 	addr atomic.Pointer[string]
+	dest atomic.Pointer[destination]
+
+	mu    sync.Mutex
+	pipes map[rpc.Loop]*pipe // each event loop's own connection
+}
+
+// destination is where the event loops' connections go: Redis's address,
+// resolved once at Open, since a loop must not wait on a lookup.
+type destination struct {
+	opt  resp.Options
+	addr netip.AddrPort
+	err  error // the lookup's failure, answered as unavailable
 }
 
 // New returns a Store with no Redis client: every method answers unavailable
@@ -61,13 +76,45 @@ func (s *Store) Open(cfg Config) error {
 	if cfg.IOTimeout == 0 {
 		cfg.IOTimeout = DefaultIOTimeout
 	}
-	pool := resp.NewPool(resp.Options{Addr: cfg.Addr, Password: cfg.Password, DB: cfg.DB,
-		DialTimeout: cfg.DialTimeout, IOTimeout: cfg.IOTimeout}, cfg.PoolSize)
+	opt := resp.Options{Addr: cfg.Addr, Password: cfg.Password, DB: cfg.DB,
+		DialTimeout: cfg.DialTimeout, IOTimeout: cfg.IOTimeout}
+	pool := resp.NewPool(opt, cfg.PoolSize)
 	if old := s.pool.Swap(pool); old != nil {
 		_ = old.Close()
 	}
 	s.addr.Store(&cfg.Addr)
+	s.dest.Store(resolve(opt))
 	return nil
+}
+
+// resolve looks up opt.Addr once, for connects made by an event loop.
+func resolve(opt resp.Options) *destination {
+	d := &destination{opt: opt}
+	ta, err := net.ResolveTCPAddr("tcp", opt.Addr)
+	if err != nil {
+		d.err = fmt.Errorf("resolve redis address: %w", err)
+		return d
+	}
+	ap := ta.AddrPort()
+	d.addr = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	return d
+}
+
+// target is where a loop's connection goes, or the error to answer.
+func (s *Store) target() (resp.Options, netip.AddrPort, error) {
+	d := s.dest.Load()
+	if d == nil {
+		return resp.Options{}, netip.AddrPort{}, notConfigured
+	}
+	return d.opt, d.addr, d.err
+}
+
+// ioTimeout bounds the wait for a reply on a loop's connection.
+func (s *Store) ioTimeout() time.Duration {
+	if d := s.dest.Load(); d != nil {
+		return d.opt.IOTimeout
+	}
+	return DefaultIOTimeout
 }
 
 // Ping checks that Redis answers.
@@ -102,6 +149,7 @@ func ping(ctx context.Context, pool *resp.Pool) error {
 
 // Close releases the Redis client; the methods answer unavailable afterwards.
 func (s *Store) Close() error {
+	s.dest.Store(nil)
 	pool := s.pool.Swap(nil)
 	if pool == nil {
 		return nil
@@ -210,20 +258,6 @@ func failQueued(calls []rpc.Call, err error) {
 	for i := range calls {
 		if calls[i].Err == nil {
 			calls[i].Err = err
-		}
-	}
-}
-
-// Register adds the cache methods to reg: each method of one Redis command as
-// a Batch method, whose calls from one loop turn go to Redis in one write,
-// and cache.mset as a Blocking method.
-func (s *Store) Register(reg *rpc.Registry) {
-	for i := range methods {
-		m := &methods[i]
-		if m.send != nil {
-			reg.RegisterBatch(m.name, s.batchHandler(m))
-		} else {
-			reg.Register(m.name, rpc.Blocking, s.handler(m))
 		}
 	}
 }

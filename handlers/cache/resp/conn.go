@@ -338,6 +338,9 @@ func (c *Conn) take(n int) ([]byte, error) {
 // Bytes handed out by earlier reads move or are overwritten. It returns how
 // far the unparsed bytes moved towards the front.
 func (c *Conn) fill(need int) (int, error) {
+	if c.nc == nil {
+		return 0, errIncomplete // a decoder has only the bytes it was given
+	}
 	shift := 0
 	if need > len(c.in)-c.start {
 		if need > len(c.in) {

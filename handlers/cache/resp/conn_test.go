@@ -190,3 +190,56 @@ func appendReply(b []byte, r Reply) []byte {
 	}
 	return append(strconv.AppendInt(append(b, '*'), r.Int, 10), "\r\n"...)
 }
+
+func TestReplySize(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want int
+		bad  bool
+	}{
+		{name: "status", in: "+OK\r\n+PONG\r\n", want: 5},
+		{name: "partial line", in: "+O", want: 0},
+		{name: "bulk", in: "$3\r\nabc\r\n", want: 9},
+		{name: "bulk lacking its CRLF", in: "$3\r\nabc", want: 0},
+		{name: "nil", in: "$-1\r\n", want: 5},
+		{name: "array", in: "*2\r\n$1\r\na\r\n:5\r\n", want: 15},
+		{name: "array lacking an element", in: "*2\r\n$1\r\na\r\n", want: 0},
+		{name: "nested array", in: "*1\r\n*1\r\n+x\r\n-", want: 12},
+		{name: "bare CR", in: "+O\rK\r\n", bad: true},
+		{name: "unknown kind", in: "?\r\n", bad: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, err := ReplySize([]byte(tt.in))
+			if (err != nil) != tt.bad || n != tt.want {
+				t.Fatalf("ReplySize(%q) = %d, %v; want %d, error %v", tt.in, n, err, tt.want, tt.bad)
+			}
+		})
+	}
+}
+
+// A decoder parses loaded whole replies, and reads past them as an error
+// rather than blocking.
+func TestDecoder(t *testing.T) {
+	d := NewDecoder()
+	d.Load([]byte("*2\r\n$1\r\na\r\n:5\r\n"))
+	for _, want := range []Reply{{Kind: Array, Int: 2}, {Kind: Bulk, Str: []byte("a")}, {Kind: Int, Int: 5}} {
+		r, err := d.Read()
+		if err != nil || r.Kind != want.Kind || r.Int != want.Int || string(r.Str) != string(want.Str) {
+			t.Fatalf("Read = %+v, %v; want %+v", r, err, want)
+		}
+	}
+	if _, err := d.Read(); err == nil {
+		t.Fatal("Read past the loaded bytes succeeded")
+	}
+	d.Begin(1)
+	d.ArgString("PING")
+	if got := string(d.Queued()); got != "*1\r\n$4\r\nPING\r\n" {
+		t.Fatalf("Queued = %q", got)
+	}
+	d.Drop(4)
+	if got := string(d.Queued()); got != "$4\r\nPING\r\n" {
+		t.Fatalf("after Drop(4), Queued = %q", got)
+	}
+}
