@@ -100,12 +100,7 @@ func (r *refreshCounter) Refresh() { r.refreshes.Add(1) }
 // A refused dial asks the resolver for a fresh list: the host may have
 // moved.
 func TestRefusedDialRefreshes(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := l.Addr().String()
-	l.Close()
+	down := tcptest.FreeAddr(t)
 	up1, up2 := startHost(t), startHost(t)
 	res := &refreshCounter{Resolver: discovery.Static(
 		discovery.Endpoint{Addr: down}, discovery.Endpoint{Addr: up1.addr}, discovery.Endpoint{Addr: up2.addr})}

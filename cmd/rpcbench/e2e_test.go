@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/rpcd/rpcd/internal/tcptest"
 	"github.com/rpcd/rpcd/protocol"
 )
 
@@ -119,18 +120,6 @@ func (s *testServer) answer(out, body []byte) []byte {
 	return protocol.AppendResponse(out, s.order, "pong", result)
 }
 
-// freeAddr returns a 127.0.0.1 address on which nothing listens.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 func TestRunAgainstServer(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -218,7 +207,7 @@ func TestRunAgainstServer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := freeAddr(t)
+			addr := tcptest.FreeAddr(t)
 			if tt.server != nil {
 				addr = tt.server.start(t)
 			}

@@ -41,3 +41,15 @@ func Silent(t testing.TB) func(net.Conn) {
 	t.Cleanup(func() { close(ended) })
 	return func(net.Conn) { <-ended }
 }
+
+// FreeAddr returns a 127.0.0.1 address on which nothing listens when it
+// returns: a dial to it is refused, and a test may bind it.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}

@@ -42,3 +42,11 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+func TestFreeAddrRefuses(t *testing.T) {
+	c, err := net.DialTimeout("tcp", FreeAddr(t), 10*time.Second)
+	if err == nil {
+		c.Close()
+		t.Fatal("dial to a free address connected")
+	}
+}
