@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rpcd/rpcd/discovery"
+	"github.com/rpcd/rpcd/internal/tcptest"
 	"github.com/rpcd/rpcd/internal/waitfor"
 	"github.com/rpcd/rpcd/rpc"
 	"github.com/rpcd/rpcd/worker"
@@ -173,12 +174,7 @@ func TestDrainLosesNoCall(t *testing.T) {
 // A refused endpoint is ejected and calls carry on elsewhere; it is back in
 // the picks once it answers a ping again.
 func TestRefusedEndpointEjected(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := l.Addr().String()
-	l.Close()
+	down := tcptest.FreeAddr(t)
 	up1, up2 := startHost(t), startHost(t)
 	c := newT(t, Options{Resolver: discovery.Static(
 		discovery.Endpoint{Addr: down}, discovery.Endpoint{Addr: up1.addr}, discovery.Endpoint{Addr: up2.addr})})

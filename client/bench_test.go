@@ -20,47 +20,55 @@ import (
 // system CPU time per call (client and in-process server together), which
 // other load on the machine disturbs less.
 func BenchmarkPing(b *testing.B) {
+	balancer, direct := pingPaths(b)
+	for _, path := range []struct {
+		name string
+		call func() error
+	}{{"balancer", balancer}, {"direct", direct}} {
+		b.Run(path.name, func(b *testing.B) {
+			b.SetParallelism(8)
+			defer reportCPU(b)()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := path.call(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// pingPaths dials an in-process host over one connection and returns the
+// two ways the benchmarks ping it: through the balancer, and by the path of
+// a single-address client.
+func pingPaths(b *testing.B) (balancer, direct func() error) {
 	h := startHost(b)
 	c, err := Dial(h.addr, Options{Conns: 1})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer c.Close()
+	b.Cleanup(func() { c.Close() })
 	ctx := context.Background()
 	params := []byte(`"bench"`)
-	b.Run("balancer", func(b *testing.B) {
-		b.SetParallelism(8)
-		defer reportCPU(b)()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if _, _, err := c.Call(ctx, "ping", params); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	})
-	b.Run("direct", func(b *testing.B) {
-		s := (*c.eps.Load())[0].slots[0]
-		b.SetParallelism(8)
-		defer reportCPU(b)()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				ctx, cancel := context.WithTimeout(ctx, DefaultTimeout)
-				frame := protocol.AppendRequest(nil, protocol.LittleEndian, "ping", params)
-				p, err := s.send(ctx, frame)
-				if err == nil {
-					<-p.done
-					err = p.err
-				}
-				cancel()
-				if err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	})
+	s := (*c.eps.Load())[0].slots[0]
+	balancer = func() error {
+		_, _, err := c.Call(ctx, "ping", params)
+		return err
+	}
+	direct = func() error {
+		ctx, cancel := context.WithTimeout(ctx, DefaultTimeout)
+		defer cancel()
+		frame := protocol.AppendRequest(nil, protocol.LittleEndian, "ping", params)
+		p, err := s.send(ctx, frame)
+		if err != nil {
+			return err
+		}
+		<-p.done
+		return p.err
+	}
+	return balancer, direct
 }
 
 // BenchmarkPingPaired runs the two paths of BenchmarkPing in alternating
@@ -68,32 +76,8 @@ func BenchmarkPing(b *testing.B) {
 // reports each path's wall and CPU time per call and their ratios: the
 // balancer's cost as a fraction of the direct path. b.N calls go each way.
 func BenchmarkPingPaired(b *testing.B) {
-	h := startHost(b)
-	c, err := Dial(h.addr, Options{Conns: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	ctx := context.Background()
-	params := []byte(`"bench"`)
-	s := (*c.eps.Load())[0].slots[0]
-	paths := [2]func() error{
-		func() error {
-			_, _, err := c.Call(ctx, "ping", params)
-			return err
-		},
-		func() error {
-			ctx, cancel := context.WithTimeout(ctx, DefaultTimeout)
-			defer cancel()
-			frame := protocol.AppendRequest(nil, protocol.LittleEndian, "ping", params)
-			p, err := s.send(ctx, frame)
-			if err != nil {
-				return err
-			}
-			<-p.done
-			return p.err
-		},
-	}
+	balancer, direct := pingPaths(b)
+	paths := [2]func() error{balancer, direct}
 	const block, callers = 2000, 16
 	var wall, cpu [2]time.Duration
 	b.ResetTimer()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rpcd/rpcd/discovery"
+	"github.com/rpcd/rpcd/internal/tcptest"
 	"github.com/rpcd/rpcd/internal/waitfor"
 	"github.com/rpcd/rpcd/protocol"
 )
@@ -53,47 +54,26 @@ func TestPingWantsItsEcho(t *testing.T) {
 // An ejection that lands while a stall probe runs still gets the endpoint
 // probed until well: it does not stay ejected for good.
 func TestEjectedDuringStallProbe(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var silent atomic.Bool
 	silent.Store(true)
 	heldOne := make(chan struct{})
 	var once sync.Once
-	var mu sync.Mutex
-	var held []net.Conn
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			c.Close()
+	hold := tcptest.Silent(t)
+	l := tcptest.Serve(t, func(nc net.Conn) {
+		if silent.Load() {
+			once.Do(func() { close(heldOne) })
+			hold(nc)
+			return
 		}
+		(&fakeServer{}).serveOne(nc, false)
 	})
-	go func() {
-		for n := 0; n < 50; n++ {
-			nc, err := l.Accept()
-			if err != nil {
-				return
-			}
-			if silent.Load() {
-				mu.Lock()
-				held = append(held, nc)
-				mu.Unlock()
-				once.Do(func() { close(heldOne) })
-				continue
-			}
-			go (&fakeServer{}).serveOne(nc, false)
-		}
-	}()
 	up1, up2 := startHost(t), startHost(t)
 	c := newT(t, Options{ProbeTimeout: 200 * time.Millisecond, Resolver: discovery.Static(
-		discovery.Endpoint{Addr: l.Addr().String()}, discovery.Endpoint{Addr: up1.addr}, discovery.Endpoint{Addr: up2.addr})})
+		discovery.Endpoint{Addr: l.String()}, discovery.Endpoint{Addr: up1.addr}, discovery.Endpoint{Addr: up2.addr})})
 	var e *endpoint
 	waitfor.Until(t, waitLimit, "three endpoints", func() bool {
 		for _, o := range *c.eps.Load() {
-			if o.addr == l.Addr().String() {
+			if o.addr == l.String() {
 				e = o
 			}
 		}
@@ -120,12 +100,7 @@ func (r *refreshCounter) Refresh() { r.refreshes.Add(1) }
 // A refused dial asks the resolver for a fresh list: the host may have
 // moved.
 func TestRefusedDialRefreshes(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := l.Addr().String()
-	l.Close()
+	down := tcptest.FreeAddr(t)
 	up1, up2 := startHost(t), startHost(t)
 	res := &refreshCounter{Resolver: discovery.Static(
 		discovery.Endpoint{Addr: down}, discovery.Endpoint{Addr: up1.addr}, discovery.Endpoint{Addr: up2.addr})}

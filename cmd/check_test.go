@@ -15,6 +15,7 @@ import (
 
 	"github.com/rpcd/rpcd/cmd/rpcdtest"
 	"github.com/rpcd/rpcd/handlers"
+	"github.com/rpcd/rpcd/internal/tcptest"
 	"github.com/rpcd/rpcd/protocol"
 	"github.com/rpcd/rpcd/rpc"
 	"github.com/rpcd/rpcd/worker"
@@ -54,24 +55,7 @@ func startPingWorkerOrder(t *testing.T, order protocol.ByteOrder) int {
 // startFakeServer accepts connections on 127.0.0.1 and hands each to serve.
 func startFakeServer(t *testing.T, serve func(net.Conn)) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				serve(c)
-			}()
-		}
-	}()
-	return l.Addr().(*net.TCPAddr).Port
+	return tcptest.Serve(t, serve).(*net.TCPAddr).Port
 }
 
 // answerWith reads one request and answers the frame built by answer.

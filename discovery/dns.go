@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"slices"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/rpcd/rpcd/internal/backoff"
 )
 
 // DNS re-resolution periods.
@@ -79,7 +80,7 @@ func (d *dnsResolver) Watch(ctx context.Context, update func([]Endpoint)) {
 		case <-wait.C:
 		case <-d.refresh:
 			wait.Stop()
-			if !sleepCtx(ctx, dnsMinRefresh) {
+			if !backoff.Sleep(ctx, dnsMinRefresh) {
 				return
 			}
 		}
@@ -90,11 +91,10 @@ func (d *dnsResolver) Watch(ctx context.Context, update func([]Endpoint)) {
 // n-th failure in a row dnsRetryBase doubled n-1 times, capped at the
 // period; either jittered by ±20 %.
 func (d *dnsResolver) nextDelay(failures int) time.Duration {
-	wait := d.interval
-	if failures > 0 && failures < 30 {
-		wait = min(d.interval, dnsRetryBase<<(failures-1))
+	if failures == 0 {
+		return backoff.Jitter(d.interval)
 	}
-	return jitter(wait, 0.2)
+	return backoff.Delay(failures, dnsRetryBase, d.interval)
 }
 
 // resolve looks the name up. A name that does not exist is an empty list, as
@@ -115,21 +115,4 @@ func (d *dnsResolver) resolve(ctx context.Context) ([]Endpoint, error) {
 		eps = append(eps, Endpoint{Addr: net.JoinHostPort(a, d.port), Weight: 1})
 	}
 	return eps, nil
-}
-
-// jitter returns d scaled by a random factor in [1-f, 1+f].
-func jitter(d time.Duration, f float64) time.Duration {
-	return time.Duration(float64(d) * (1 - f + 2*f*rand.Float64()))
-}
-
-// sleepCtx waits d, or reports false if ctx ends first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

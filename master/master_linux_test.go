@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/sys/unix"
 
+	"github.com/rpcd/rpcd/internal/tcptest"
 	"github.com/rpcd/rpcd/internal/waitfor"
 )
 
@@ -166,24 +167,14 @@ func (h *harness) logged(msg, key string, want any) []observer.LoggedEntry {
 	}).All()
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func TestServesEverySlot(t *testing.T) {
 	tests := []struct {
 		name    string
 		workers int
-		listen  func(t *testing.T) string
+		listen  func(t testing.TB) string
 	}{
-		{name: "port 0", workers: 3, listen: func(*testing.T) string { return "127.0.0.1:0" }},
-		{name: "fixed free port", workers: 2, listen: freePort},
+		{name: "port 0", workers: 3, listen: func(testing.TB) string { return "127.0.0.1:0" }},
+		{name: "fixed free port", workers: 2, listen: tcptest.FreeAddr},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -318,7 +309,7 @@ func TestStopsGracefully(t *testing.T) {
 }
 
 func TestReload(t *testing.T) {
-	newAddr := freePort(t)
+	newAddr := tcptest.FreeAddr(t)
 	tests := []struct {
 		name        string
 		reload      func(Generation) (Generation, error)

@@ -85,13 +85,7 @@ func TestUpgradeEnv(t *testing.T) {
 		c.UpgradeEnv = func() []string { return []string{"RPCD_TEST_LEASE=new"} }
 	})
 	s.readyAll()
-	s.signal(unix.SIGUSR2)
-	check := s.lastStarted()
-	s.m.onPipe(pipeEvent{seq: s.m.state.check.seq, eof: true})
-	s.exit(check, exitStatus(0, 0))
-	if len(s.sys.execs) != 1 {
-		t.Fatalf("%d execs, want 1", len(s.sys.execs))
-	}
+	s.upgrade()
 	var vals []string
 	for _, kv := range s.sys.execs[0] {
 		if v, ok := strings.CutPrefix(kv, "RPCD_TEST_LEASE="); ok {

@@ -198,6 +198,19 @@ func (s *sim) readyAll() {
 	}
 }
 
+// upgrade sends SIGUSR2 and has the check run pass; the test fails unless
+// the master then execs the new image, once.
+func (s *sim) upgrade() {
+	s.t.Helper()
+	s.signal(unix.SIGUSR2)
+	check := s.lastStarted()
+	s.m.onPipe(pipeEvent{seq: s.m.state.check.seq, eof: true})
+	s.exit(check, exitStatus(0, 0))
+	if len(s.sys.execs) != 1 {
+		s.t.Fatalf("%d execs, want 1", len(s.sys.execs))
+	}
+}
+
 func (s *sim) lastStarted() int { return s.sys.started[len(s.sys.started)-1].pid }
 
 func (s *sim) got(pid int, sig os.Signal) bool { return slices.Contains(s.sys.sent[pid], sig) }
@@ -586,13 +599,7 @@ func TestUpgradeDropsStartingReplacement(t *testing.T) {
 	old := s.slotPids()[0]
 	s.status(old, StatusRecycle)
 	next := s.lastStarted()
-	s.signal(unix.SIGUSR2)
-	check := s.lastStarted()
-	s.m.onPipe(pipeEvent{seq: s.m.state.check.seq, eof: true})
-	s.exit(check, exitStatus(0, 0))
-	if len(s.sys.execs) != 1 {
-		t.Fatalf("%d execs, want 1", len(s.sys.execs))
-	}
+	s.upgrade()
 	h, err := parseHandover(handoverOf(s.sys.execs[0]))
 	if err != nil {
 		t.Fatal(err)

@@ -133,13 +133,7 @@ func TestUpgradeHandsOverPidFile(t *testing.T) {
 	s := newSimWith(t, 1, func(cfg *Config) { cfg.PidFile = f })
 	s.sys.onExec = func() { cloexecAtExec = hasCloexec(t, fd) }
 	s.readyAll()
-	s.signal(unix.SIGUSR2)
-	check := s.lastStarted()
-	s.m.onPipe(pipeEvent{seq: s.m.state.check.seq, eof: true})
-	s.exit(check, exitStatus(0, 0))
-	if len(s.sys.execs) != 1 {
-		t.Fatalf("%d execs, want 1", len(s.sys.execs))
-	}
+	s.upgrade()
 	if cloexecAtExec {
 		t.Error("the pidfile was close-on-exec at the exec")
 	}

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/rpcd/rpcd/internal/backoff"
 	"github.com/rpcd/rpcd/internal/etcdv3"
 )
 
@@ -163,7 +164,7 @@ func (r *Registrar) run(ctx context.Context) {
 			}
 			if err != nil {
 				failures++
-				if !etcdv3.Sleep(ctx, etcdv3.RetryDelay(failures)) {
+				if !backoff.Sleep(ctx, etcdv3.RetryDelay(failures)) {
 					return
 				}
 				continue
@@ -281,7 +282,7 @@ func (r *Registrar) watchKey(ctx context.Context, rev int64, deleted chan<- stru
 		}
 		failures++
 		r.log.Debug("watch of own key broke; watching again", zap.Error(err))
-		if !etcdv3.Sleep(ctx, etcdv3.RetryDelay(failures)) {
+		if !backoff.Sleep(ctx, etcdv3.RetryDelay(failures)) {
 			return
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/rpcd/rpcd/internal/tcptest"
 	"github.com/rpcd/rpcd/protocol"
 )
 
@@ -119,18 +120,6 @@ func (s *testServer) answer(out, body []byte) []byte {
 	return protocol.AppendResponse(out, s.order, "pong", result)
 }
 
-// freeAddr returns a 127.0.0.1 address on which nothing listens.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 func TestRunAgainstServer(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -218,36 +207,34 @@ func TestRunAgainstServer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := freeAddr(t)
+			addr := tcptest.FreeAddr(t)
 			if tt.server != nil {
 				addr = tt.server.start(t)
 			}
-			args := append([]string{"-addr", addr, "-json"}, tt.args...)
-			var stdout, stderr bytes.Buffer
-			if got := run(args, &stdout, &stderr); got != tt.wantExit {
-				t.Errorf("exit status %d, want %d; stderr:\n%s", got, tt.wantExit, stderr.String())
-			}
-			var r report
-			if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
-				t.Fatalf("decode report %q: %v", stdout.String(), err)
-			}
-			tt.check(t, r)
+			tt.check(t, runReport(t, tt.wantExit, append([]string{"-addr", addr, "-json"}, tt.args...)...))
 		})
 	}
+}
+
+// runReport runs rpcbench with args, which include -json, and returns its
+// report; an exit status other than want fails the test.
+func runReport(t *testing.T, want int, args ...string) report {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	if got := run(args, &stdout, &stderr); got != want {
+		t.Errorf("exit status %d, want %d; stderr:\n%s", got, want, stderr.String())
+	}
+	var r report
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("decode report %q: %v", stdout.String(), err)
+	}
+	return r
 }
 
 func TestRunReportsServerCPU(t *testing.T) {
 	addr := (&testServer{}).start(t)
 	// The test server runs in this process, so this process is the server pid.
-	args := []string{"-addr", addr, "-json", "-pid", strconv.Itoa(os.Getpid()), "-d", "0", "-n", "500"}
-	var stdout, stderr bytes.Buffer
-	if got := run(args, &stdout, &stderr); got != 0 {
-		t.Fatalf("exit status %d; stderr:\n%s", got, stderr.String())
-	}
-	var r report
-	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
-		t.Fatal(err)
-	}
+	r := runReport(t, 0, "-addr", addr, "-json", "-pid", strconv.Itoa(os.Getpid()), "-d", "0", "-n", "500")
 	if r.Server == nil || r.Server.PID != os.Getpid() || r.Server.Procs < 1 {
 		t.Errorf("server figures %+v, want this process", r.Server)
 	}

@@ -63,14 +63,7 @@ func connAddrs1(t *testing.T, target string, n int) []string {
 // checks that each server took two.
 func benchTargets(t *testing.T, target string, servers ...*testServer) {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	if got := run([]string{"-addr", target, "-json", "-c", "4", "-d", "0", "-n", "400"}, &stdout, &stderr); got != 0 {
-		t.Fatalf("exit status %d; stderr:\n%s", got, stderr.String())
-	}
-	var r report
-	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
-		t.Fatal(err)
-	}
+	r := runReport(t, 0, "-addr", target, "-json", "-c", "4", "-d", "0", "-n", "400")
 	if r.Requests < 400 {
 		t.Fatalf("%d requests, want 400", r.Requests)
 	}

@@ -3,9 +3,10 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"net"
 	"testing"
+
+	"github.com/rpcd/rpcd/internal/tcptest"
 )
 
 func TestRESPPingSplit(t *testing.T) {
@@ -55,49 +56,27 @@ func TestRESPPingCheck(t *testing.T) {
 	}
 }
 
-// serveRESPPing answers every PING on ln with +PONG until ln closes.
-func serveRESPPing(ln net.Listener) {
+// serveRESPPing answers every PING on conn with +PONG.
+func serveRESPPing(conn net.Conn) {
+	r := bufio.NewReader(conn)
+	want := respPing{}.request()
+	buf := make([]byte, len(want))
 	for {
-		conn, err := ln.Accept()
-		if err != nil {
+		if _, err := r.Read(buf[:1]); err != nil {
 			return
 		}
-		go func() {
-			defer conn.Close()
-			r := bufio.NewReader(conn)
-			want := respPing{}.request()
-			buf := make([]byte, len(want))
-			for {
-				if _, err := r.Read(buf[:1]); err != nil {
-					return
-				}
-				if _, err := r.Discard(len(want) - 1); err != nil {
-					return
-				}
-				if _, err := conn.Write([]byte("+PONG\r\n")); err != nil {
-					return
-				}
-			}
-		}()
+		if _, err := r.Discard(len(want) - 1); err != nil {
+			return
+		}
+		if _, err := conn.Write([]byte("+PONG\r\n")); err != nil {
+			return
+		}
 	}
 }
 
 func TestRunRedisPing(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go serveRESPPing(ln)
-	args := []string{"-addr", ln.Addr().String(), "-json", "-redis", "-c", "2", "-depth", "4", "-d", "0", "-n", "400"}
-	var stdout, stderr bytes.Buffer
-	if got := run(args, &stdout, &stderr); got != 0 {
-		t.Fatalf("exit status %d; stderr:\n%s", got, stderr.String())
-	}
-	var r report
-	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
-		t.Fatal(err)
-	}
+	addr := tcptest.Serve(t, serveRESPPing)
+	r := runReport(t, 0, "-addr", addr.String(), "-json", "-redis", "-c", "2", "-depth", "4", "-d", "0", "-n", "400")
 	if r.Requests != 400 || r.Mismatches != 0 || r.Method != "PING" {
 		t.Errorf("report %+v, want 400 clean PINGs", r)
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rpcd/rpcd/internal/tcptest"
 )
 
 // readmePython returns the README's Python examples.
@@ -37,26 +39,12 @@ func readmePython(t *testing.T) []string {
 // frame gets a part of it. It returns its port.
 func trickleProxy(t *testing.T, addr string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go relay(c, addr)
-		}
-	}()
-	_, port, _ := net.SplitHostPort(l.Addr().String())
+	l := tcptest.Serve(t, func(c net.Conn) { relay(c, addr) })
+	_, port, _ := net.SplitHostPort(l.String())
 	return port
 }
 
 func relay(c net.Conn, addr string) {
-	defer c.Close()
 	s, err := net.Dial("tcp", addr)
 	if err != nil {
 		return

@@ -8,13 +8,19 @@
 //	func TestMain(m *testing.M) { rpcdtest.Main(m, main) }
 //
 //	c := rpcdtest.Command(os.Args[0], "-listen=127.0.0.1:0")
+//
+// Serve starts such a command logging JSON and returns its listen address
+// once its master is ready; the test's cleanup stops it.
 package rpcdtest
 
 import (
+	"bufio"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // asProgramEnv marks a process of the test binary that is to run the
@@ -41,4 +47,48 @@ func Command(path string, args ...string) *exec.Cmd {
 	cmd.Env = append(os.Environ(), asProgramEnv+"=1", "GORACE=atexit_sleep_ms=0")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	return cmd
+}
+
+// Serve starts cmd, a Command whose args include -log-format=json, and
+// returns the address of its "master ready" log line. Cleanup sends the
+// master SIGTERM and fails the test if the group has not exited within 15s,
+// killing it then. It fails the test if the line does not come within 30s.
+func Serve(t testing.TB, cmd *exec.Cmd) string {
+	t.Helper()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var line struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "master ready" {
+				addrc <- line.Addr
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+			t.Errorf("%s did not stop on SIGTERM", cmd.Path)
+		}
+	})
+	select {
+	case addr := <-addrc:
+		return addr
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s never logged master ready", cmd.Path)
+		return ""
+	}
 }

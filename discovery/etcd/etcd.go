@@ -29,6 +29,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rpcd/rpcd/discovery"
+	"github.com/rpcd/rpcd/internal/backoff"
 	"github.com/rpcd/rpcd/internal/etcdv3"
 	"github.com/rpcd/rpcd/registry"
 )
@@ -90,7 +91,7 @@ func (r *resolver) Watch(ctx context.Context, update func([]discovery.Endpoint))
 				r.log.Warn("read registry; keeping the last list", zap.String("prefix", r.prefix),
 					zap.Int("failures", failures), zap.Error(err))
 			}
-			if !etcdv3.Sleep(ctx, etcdv3.RetryDelay(failures)) {
+			if !backoff.Sleep(ctx, etcdv3.RetryDelay(failures)) {
 				return
 			}
 			continue
@@ -130,7 +131,7 @@ func (r *resolver) Watch(ctx context.Context, update func([]discovery.Endpoint))
 			if broken == 1 {
 				r.log.Warn("registry watch broke; reading the list again", zap.String("prefix", r.prefix), zap.Error(err))
 			}
-			if !etcdv3.Sleep(ctx, etcdv3.RetryDelay(broken)) {
+			if !backoff.Sleep(ctx, etcdv3.RetryDelay(broken)) {
 				return
 			}
 		}

@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/rpcd/rpcd/client"
 	"github.com/rpcd/rpcd/cmd/rpcdtest"
@@ -24,42 +20,7 @@ func TestMain(m *testing.M) { rpcdtest.Main(m, main) }
 func startGreeter(t *testing.T) string {
 	t.Helper()
 	cmd := rpcdtest.Command(os.Args[0], "-listen=127.0.0.1:0", "-workers=1", "-log-format=json")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "master ready" {
-				addrc <- line.Addr
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-			t.Error("greeter did not stop on SIGTERM")
-		}
-	})
-	select {
-	case addr := <-addrc:
-		return addr
-	case <-time.After(30 * time.Second):
-		t.Fatal("greeter never logged master ready")
-		return ""
-	}
+	return rpcdtest.Serve(t, cmd)
 }
 
 func TestGreeterServes(t *testing.T) {

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,42 +27,7 @@ func startJournal(t *testing.T, path string) string {
 	t.Helper()
 	cmd := rpcdtest.Command(os.Args[0], "-listen=127.0.0.1:0", "-workers=2", "-log-format=json")
 	cmd.Env = append(cmd.Environ(), "JOURNAL_FILE="+path)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "master ready" {
-				addrc <- line.Addr
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-			t.Error("journal did not stop on SIGTERM")
-		}
-	})
-	select {
-	case addr := <-addrc:
-		return addr
-	case <-time.After(30 * time.Second):
-		t.Fatal("journal never logged master ready")
-		return ""
-	}
+	return rpcdtest.Serve(t, cmd)
 }
 
 // Every append answered "appended" is a line of the file, exactly once; a

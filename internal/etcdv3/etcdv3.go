@@ -19,12 +19,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/rpcd/rpcd/internal/backoff"
 )
 
 // ErrLeaseNotFound is the answer about a lease that has expired or was
@@ -406,21 +407,5 @@ const (
 // RetryDelay is the jittered backoff after the n-th failure in a row:
 // 100 ms doubling to 2 s.
 func RetryDelay(n int) time.Duration {
-	d := minBackoff
-	for i := 1; i < n && d < maxBackoff; i++ {
-		d *= 2
-	}
-	return time.Duration(float64(min(d, maxBackoff)) * (0.8 + 0.4*rand.Float64()))
-}
-
-// Sleep waits d, or reports false if ctx ends first.
-func Sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return backoff.Delay(n, minBackoff, maxBackoff)
 }

@@ -5,15 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rpcd/rpcd/internal/etcdtest"
+	"github.com/rpcd/rpcd/internal/tcptest"
 	"github.com/rpcd/rpcd/internal/waitfor"
 )
 
@@ -101,32 +100,7 @@ func TestAgainstEtcd(t *testing.T) {
 // member does; it returns its address.
 func silentMember(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var held []net.Conn
-	var mu sync.Mutex
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, conn)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			c.Close()
-		}
-	})
-	return l.Addr().String()
+	return tcptest.Serve(t, tcptest.Silent(t)).String()
 }
 
 // A member that accepts and never answers, listed first, costs each call

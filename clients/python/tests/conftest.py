@@ -11,9 +11,10 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator, List
+from typing import Any, Callable, Iterator, List
 
 import pytest
 
@@ -51,6 +52,48 @@ def raw_ping(port: int, byteorder: str, timeout: float = 1.0) -> bool:
             return json.loads(data[4:]) == {"out": "pong", "result": "ready?"}
     except OSError:
         return False
+
+
+class PingLoad:
+    """Threads that call ping on client, each until its first failure, for
+    as long as the ``with`` block runs (60 s at the most). ``answered``
+    counts the answers, ``errors`` holds the failures."""
+
+    def __init__(self, client: Any, threads: int = 8) -> None:
+        self.answered = 0
+        self.errors: List[str] = []
+        self._client = client
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._threads = [threading.Thread(target=self._load, args=(t,)) for t in range(threads)]
+
+    def _load(self, t: int) -> None:
+        i = 0
+        deadline = time.monotonic() + 60
+        while not self._done.is_set() and time.monotonic() < deadline:
+            i += 1
+            try:
+                assert self._client.call("ping", f"{t}-{i}") == f"{t}-{i}"  # not idempotent
+            except Exception as exc:  # noqa: BLE001 - every failure is recorded
+                self.errors.append(repr(exc))
+                return
+            with self._lock:
+                self.answered += 1
+
+    def calls_go_on(self, n: int, what: str) -> None:
+        """Waits for n more answers, or for a failure."""
+        before = self.answered
+        wait_until(lambda: self.answered >= before + n or bool(self.errors), what=what)
+
+    def __enter__(self) -> "PingLoad":
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        for t in self._threads:
+            t.join(30)
 
 
 class Server:

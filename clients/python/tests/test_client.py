@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import rpcd_client
-from conftest import free_port, wait_until
+from conftest import PingLoad, free_port, wait_until
 
 
 def fib(n: int) -> int:
@@ -131,45 +131,19 @@ def test_closed_client_refuses_calls(server):
 
 def test_calls_keep_succeeding_across_reloads(make_server):
     srv = make_server("-workers=2")
-    errors = []
-    done = threading.Event()
-    answered = [0]
-    lock = threading.Lock()
     with rpcd_client.Client(srv.address, byteorder=srv.byteorder, conns=3) as c:
-
-        def load(t: int) -> None:
-            i = 0
-            deadline = time.monotonic() + 60
-            while not done.is_set() and time.monotonic() < deadline:
-                i += 1
-                try:
-                    assert c.call("ping", f"{t}-{i}") == f"{t}-{i}"  # not idempotent
-                except Exception as exc:  # noqa: BLE001 - every failure is recorded
-                    errors.append(repr(exc))
-                    return
-                with lock:
-                    answered[0] += 1
-
         assert c.call("ping", "first") == "first"
         first_conns = [s.conn for s in c._slots if s.conn is not None]
-        threads = [threading.Thread(target=load, args=(t,)) for t in range(8)]
-        for t in threads:
-            t.start()
-        try:
+        with PingLoad(c) as load:
             for reload in range(1, 4):
-                before = answered[0]
-                wait_until(lambda: answered[0] >= before + 200, what="calls before the reload")
+                before = load.answered
+                wait_until(lambda: load.answered >= before + 200, what="calls before the reload")
                 srv.reload()
                 wait_until(lambda: srv.count("old worker exited") >= 2 * reload, what="old workers to exit")
-                after = answered[0]
-                wait_until(lambda: answered[0] >= after + 200 or bool(errors), what="calls after the reload")
-        finally:
-            done.set()
-            for t in threads:
-                t.join(30)
+                load.calls_go_on(200, "calls after the reload")
         # Every connection now in use was dialled after the first one closed.
         assert not any(s.conn is f for s in c._slots for f in first_conns)
-    assert errors == []
+    assert load.errors == []
     assert srv.count("new generation ready") == 3
 
 

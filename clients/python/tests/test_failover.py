@@ -5,12 +5,11 @@ another connection or server, so not one non-idempotent call fails."""
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 
 import rpcd_client
 
-from conftest import wait_until
+from conftest import PingLoad, wait_until
 
 
 def test_goodbye_offered(server):
@@ -21,45 +20,16 @@ def test_goodbye_offered(server):
 
 def test_reloads_and_term_lose_no_call(make_server):
     a, b = make_server("-workers=2"), make_server("-workers=2")
-    errors = []
-    answered = [0]
-    lock = threading.Lock()
-    done = threading.Event()
     with rpcd_client.Client([a.address, b.address], byteorder=a.byteorder, trust_clean_close=False) as c:
-
-        def load(t: int) -> None:
-            i = 0
-            deadline = time.monotonic() + 60
-            while not done.is_set() and time.monotonic() < deadline:
-                i += 1
-                try:
-                    assert c.call("ping", f"{t}-{i}") == f"{t}-{i}"  # not idempotent
-                except Exception as exc:  # noqa: BLE001 - every failure is recorded
-                    errors.append(repr(exc))
-                    return
-                with lock:
-                    answered[0] += 1
-
-        def calls_go_on(n: int, what: str) -> None:
-            before = answered[0]
-            wait_until(lambda: answered[0] >= before + n or bool(errors), what=what)
-
-        threads = [threading.Thread(target=load, args=(t,)) for t in range(8)]
-        for t in threads:
-            t.start()
-        try:
+        with PingLoad(c) as load:
             for srv in (a, b):
-                calls_go_on(200, "calls before the reload")
+                load.calls_go_on(200, "calls before the reload")
                 srv.reload()
                 wait_until(lambda: srv.count("old worker exited") >= 2, what="old workers to exit")
-            calls_go_on(200, "calls before the stop")
+            load.calls_go_on(200, "calls before the stop")
             a.stop()
-            calls_go_on(200, "calls after the stop")
-        finally:
-            done.set()
-            for t in threads:
-                t.join(30)
-    assert errors == []
+            load.calls_go_on(200, "calls after the stop")
+    assert load.errors == []
 
 
 def test_async_reload_and_term_lose_no_call(make_server):

@@ -110,6 +110,12 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"))
 _DECODER = json.JSONDecoder(parse_int=parse_int)
 
 
+def check_frame_length(n: int, max_frame: int) -> None:
+    """Raises ProtocolError on an answer's length prefix outside 1..max_frame."""
+    if n == 0 or n > max_frame:
+        raise ProtocolError(f"answer frame length {n} outside 1..{max_frame}")
+
+
 class FrameSplitter:
     """Cuts a byte stream into frame bodies. Feed it what recv returned;
     ``at_boundary`` tells whether the stream so far ends between frames."""
@@ -130,8 +136,7 @@ class FrameSplitter:
         pos, end = 0, len(buf)
         while end - pos >= HEADER_SIZE:
             (n,) = self._header.unpack_from(buf, pos)
-            if n == 0 or n > self._max_frame:
-                raise ProtocolError(f"answer frame length {n} outside 1..{self._max_frame}")
+            check_frame_length(n, self._max_frame)
             if end - pos - HEADER_SIZE < n:
                 break
             start = pos + HEADER_SIZE

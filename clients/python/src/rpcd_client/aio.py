@@ -7,24 +7,19 @@ import itertools
 import socket
 import time
 from collections import deque
-from typing import Any, Deque, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Deque, Iterable, List, Optional, Sequence, Tuple
 
 from . import _resend
-from ._balance import Balancer, Target
+from ._balance import Target
+from ._calls import Call, ClientCore, result_of, results_of
 from ._protocol import (
-    DEFAULT_MAX_FRAME,
     HEADER_SIZE,
-    HELLO_METHOD,
-    Address,
     Answer,
+    check_frame_length,
     decode_answer,
-    encode_request,
-    header_struct,
     is_goodbye,
     offers_goodbye,
 )
-from ._targets import make_resolver
-from .client import MAX_GOODBYE_RESENDS, Call
 from .errors import (
     CallTimeoutError,
     ClientClosedError,
@@ -106,8 +101,7 @@ class _AsyncConn:
             at_boundary = True
             try:
                 (n,) = header.unpack(await reader.readexactly(HEADER_SIZE))
-                if n == 0 or n > max_frame:
-                    raise ProtocolError(f"answer frame length {n} outside 1..{max_frame}")
+                check_frame_length(n, max_frame)
                 at_boundary = False
                 body = await reader.readexactly(n)
             except asyncio.IncompleteReadError as exc:
@@ -153,6 +147,17 @@ class _AsyncConn:
         self._timer = asyncio.get_running_loop().call_later(_POLL, self._watch)
 
 
+def _outcome(fut: "asyncio.Future[Answer]") -> Optional[Any]:
+    """What a request's future got: its answer or error, or None when it
+    has none yet or was cancelled (cancelled now: the reader drops its
+    answer when it comes)."""
+    if not fut.done() or fut.cancelled():
+        fut.cancel()
+        return None
+    err = fut.exception()
+    return fut.result() if err is None else err
+
+
 class _AsyncPool:
     """An endpoint's connections: calls take its slots in turn, and one
     call at a time dials a slot."""
@@ -174,7 +179,7 @@ class _AsyncPool:
                 self.conns[i] = None
 
 
-class AsyncClient:
+class AsyncClient(ClientCore):
     """Calls rpcd servers from asyncio. Takes the same arguments as Client
     (targets, balancing, hello and goodbye included); every call is a
     coroutine, and ``async with`` closes the client.
@@ -184,36 +189,7 @@ class AsyncClient:
     dropped, so the calls after it on its connection get their own answers.
     """
 
-    def __init__(
-        self,
-        address: Union[Address, Sequence[Address]],
-        *,
-        byteorder: str = "little",
-        timeout: float = 5.0,
-        connect_timeout: Optional[float] = None,
-        read_timeout: float = 60.0,
-        conns: int = 2,
-        retries: int = 2,
-        max_frame: int = DEFAULT_MAX_FRAME,
-        trust_clean_close: bool = True,
-    ) -> None:
-        if conns < 1:
-            raise ValueError("conns must be at least 1")
-        self._header = header_struct(byteorder)
-        self._timeout = timeout
-        self._connect_timeout = timeout if connect_timeout is None else connect_timeout
-        self._read_timeout = read_timeout
-        self._retries = max(retries, 0)
-        self._max_frame = max_frame
-        self._trust_clean_close = trust_clean_close
-        self._hello = encode_request(self._header, HELLO_METHOD, None)
-        self._closed = False
-        self._balancer = Balancer(make_resolver(address), byteorder, lambda a: _AsyncPool(a, conns), _AsyncPool.retire)
-
-    @property
-    def addresses(self) -> List[Tuple[str, int]]:
-        """The endpoints calls go to now."""
-        return [t.addr for t in self._balancer.targets()]
+    _pool_type = _AsyncPool
 
     async def call(
         self,
@@ -225,11 +201,8 @@ class AsyncClient:
         timeout: Optional[float] = None,
     ) -> Any:
         """As Client.call."""
-        frame = encode_request(self._header, method, params)
-        (outcome,) = await self._run([frame], idempotent, timeout)
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome if full else outcome.result
+        (outcome,) = await self._run(self._frames([(method, params)]), idempotent, timeout)
+        return result_of(outcome, full)
 
     async def call_many(
         self,
@@ -241,79 +214,45 @@ class AsyncClient:
         return_exceptions: bool = False,
     ) -> List[Any]:
         """As Client.call_many: one connection, results in order."""
-        frames = [encode_request(self._header, m, p) for m, p in calls]
+        frames = self._frames(calls)
         outcomes = await self._run(frames, idempotent, timeout) if frames else []
-        results: List[Any] = []
-        for o in outcomes:
-            if isinstance(o, BaseException):
-                if not return_exceptions:
-                    raise o
-                results.append(o)
-            else:
-                results.append(o if full else o.result)
-        return results
+        return results_of(outcomes, full, return_exceptions)
 
     async def _run(self, frames: List[bytes], idempotent: bool, timeout: Optional[float]) -> List[Any]:
         loop = asyncio.get_running_loop()
-        deadline = time.monotonic() + (self._timeout if timeout is None else timeout)
-        outcomes: List[Any] = [None] * len(frames)
-        todo = list(range(len(frames)))
-        resends = _resend.Resends(self._retries, MAX_GOODBYE_RESENDS)
-        while todo:
+        run = self._attempts(frames, idempotent, timeout)
+        deadline = run.deadline
+        while run.todo:
             try:
-                target = await self._pick(resends.tried, deadline)
+                target = await self._pick(run.resends.tried, deadline)
             except RpcdError as exc:
-                return _resend.fill(outcomes, todo, exc)
-            futures: List["asyncio.Future[Answer]"] = [loop.create_future() for _ in todo]
+                return run.fail(exc)
+            futures: List["asyncio.Future[Answer]"] = [loop.create_future() for _ in run.todo]
             try:
-                conn = await self._submit(target.pool, [frames[i] for i in todo], futures, deadline)
+                conn = await self._submit(target.pool, run.frames(), futures, deadline)
                 if conn.backed_up():
                     try:
                         await asyncio.wait_for(conn.drain(), max(deadline - time.monotonic(), 0))
                     except asyncio.TimeoutError:
                         pass  # _wait reports the call's timeout
                 await self._wait(futures, deadline)
-            except RpcdConnectionError as exc:
-                self._balancer.resolver.refresh()
-                if resends.unreachable(target, exc, self._balancer.targets()):
-                    return _resend.fill(outcomes, todo, resends.connect_error())
-                continue
             except RpcdError as exc:
-                return _resend.fill(outcomes, todo, exc)
+                if self._ends_call(run, target, exc):
+                    return run.outcomes
+                continue
             finally:
                 self._balancer.done(target)
-            again = []
-            for i, fut in zip(todo, futures):
-                if not fut.done() or fut.cancelled():
-                    fut.cancel()  # the reader drops its answer when it comes
-                    outcomes[i] = CallTimeoutError("no answer within the call's timeout")
-                elif fut.exception() is not None:
-                    err = fut.exception()
-                    outcomes[i] = err
-                    if _resend.should_resend(err, idempotent):
-                        again.append(i)
-                else:
-                    outcomes[i] = fut.result()
-            todo = again
-            if not todo or time.monotonic() >= deadline or not resends.resend(target, [outcomes[i] for i in todo]):
+            if not run.settle(target, [_outcome(fut) for fut in futures]):
                 break
-        for i in todo:
-            outcomes[i] = _resend.final_error(outcomes[i])
-        return outcomes
+        return run.finish()
 
     async def _pick(self, tried: List[Target], deadline: float) -> Target:
         """The endpoint for the next attempt; waits for one while none is
         known, up to the deadline."""
         while True:
-            if self._closed:
-                raise ClientClosedError("client is closed")
-            target = self._balancer.pick(tried)
+            target, left = self._pick_now(tried, deadline)
             if target is not None:
                 return target
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise CallTimeoutError("no endpoint to call within the call's timeout")
-            self._balancer.resolver.refresh()
             await asyncio.sleep(min(left, _SLICE))
 
     @staticmethod
@@ -388,8 +327,7 @@ class AsyncClient:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             writer.write(self._hello)
             (n,) = self._header.unpack(await reader.readexactly(HEADER_SIZE))
-            if n == 0 or n > self._max_frame:
-                raise ProtocolError(f"answer frame length {n} outside 1..{self._max_frame}")
+            check_frame_length(n, self._max_frame)
             goodbye = offers_goodbye(decode_answer(await reader.readexactly(n)))
         except BaseException:
             writer.close()

@@ -11,20 +11,15 @@ from collections import deque
 from typing import Any, Deque, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import _resend
-from ._balance import Balancer, Target
+from ._balance import Target
+from ._calls import MAX_GOODBYE_RESENDS, Call, ClientCore, result_of, results_of
 from ._protocol import (
-    DEFAULT_MAX_FRAME,
-    HELLO_METHOD,
-    Address,
     Answer,
     FrameSplitter,
     decode_answer,
-    encode_request,
-    header_struct,
     is_goodbye,
     offers_goodbye,
 )
-from ._targets import make_resolver
 from .errors import (
     CallTimeoutError,
     ClientClosedError,
@@ -33,17 +28,14 @@ from .errors import (
     RpcdError,
 )
 
-#: A call in a batch: ``(method, params)``.
-Call = Tuple[str, Any]
-
 # The longest a blocked read or write waits before it checks its call's
 # deadline and the connection's read timeout.
 _POLL = 0.5
 # The longest a waiting call sleeps before it checks whether anyone is
 # reading its connection; a lost hand-over costs at most this much.
 _SLICE = 0.05
-# How many times a call is sent again after goodbyes, beyond its retries.
-MAX_GOODBYE_RESENDS = 10
+
+__all__ = ["Call", "Client", "MAX_GOODBYE_RESENDS"]
 
 
 class _Pending:
@@ -61,6 +53,10 @@ class _Pending:
         self.error: Optional[BaseException] = None
         self.done = False
         self.abandoned = False  # its caller timed out; the answer is dropped
+
+    def outcome(self) -> Union[Answer, BaseException, None]:
+        """Its answer or error, once done."""
+        return self.value if self.error is None else self.error
 
 
 class _Conn:
@@ -306,7 +302,7 @@ class _Pool:
             slot.retire()
 
 
-class Client:
+class Client(ClientCore):
     """Calls rpcd servers. Safe to share between threads.
 
     ``address`` is a target: ``"host:port"``, ``(host, port)``, a list of
@@ -327,36 +323,7 @@ class Client:
     it; a goodbye's resends do not count against it.
     """
 
-    def __init__(
-        self,
-        address: Union[Address, Sequence[Address]],
-        *,
-        byteorder: str = "little",
-        timeout: float = 5.0,
-        connect_timeout: Optional[float] = None,
-        read_timeout: float = 60.0,
-        conns: int = 2,
-        retries: int = 2,
-        max_frame: int = DEFAULT_MAX_FRAME,
-        trust_clean_close: bool = True,
-    ) -> None:
-        if conns < 1:
-            raise ValueError("conns must be at least 1")
-        self._header = header_struct(byteorder)
-        self._timeout = timeout
-        self._connect_timeout = timeout if connect_timeout is None else connect_timeout
-        self._read_timeout = read_timeout
-        self._retries = max(retries, 0)
-        self._max_frame = max_frame
-        self._trust_clean_close = trust_clean_close
-        self._hello = encode_request(self._header, HELLO_METHOD, None)
-        self._closed = False
-        self._balancer = Balancer(make_resolver(address), byteorder, lambda addr: _Pool(addr, conns), _Pool.retire)
-
-    @property
-    def addresses(self) -> List[Tuple[str, int]]:
-        """The endpoints calls go to now."""
-        return [t.addr for t in self._balancer.targets()]
+    _pool_type = _Pool
 
     @property
     def _slots(self) -> List[_Slot]:
@@ -375,11 +342,8 @@ class Client:
         or with ``full=True`` the Answer ``(out, result)``. An error answer
         raises its RpcError subclass. ``idempotent=True`` lets a call that
         may have run be sent again after its connection failed."""
-        frame = encode_request(self._header, method, params)
-        (outcome,) = self._run([frame], idempotent, timeout)
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome if full else outcome.result
+        (outcome,) = self._run(self._frames([(method, params)]), idempotent, timeout)
+        return result_of(outcome, full)
 
     def call_many(
         self,
@@ -394,73 +358,41 @@ class Client:
         returns their results in order. The first failure is raised once
         all are done, unless ``return_exceptions=True`` puts each exception
         in its call's place."""
-        frames = [encode_request(self._header, m, p) for m, p in calls]
+        frames = self._frames(calls)
         outcomes = self._run(frames, idempotent, timeout) if frames else []
-        results: List[Any] = []
-        for o in outcomes:
-            if isinstance(o, BaseException):
-                if not return_exceptions:
-                    raise o
-                results.append(o)
-            else:
-                results.append(o if full else o.result)
-        return results
+        return results_of(outcomes, full, return_exceptions)
 
     def _run(self, frames: List[bytes], idempotent: bool, timeout: Optional[float]) -> List[Any]:
-        deadline = time.monotonic() + (self._timeout if timeout is None else timeout)
-        outcomes: List[Any] = [None] * len(frames)
-        todo = list(range(len(frames)))
-        resends = _resend.Resends(self._retries, MAX_GOODBYE_RESENDS)
-        while todo:
+        run = self._attempts(frames, idempotent, timeout)
+        deadline = run.deadline
+        while run.todo:
             try:
-                target = self._pick(resends.tried, deadline)
+                target = self._pick(run.resends.tried, deadline)
             except RpcdError as exc:
-                return _resend.fill(outcomes, todo, exc)
-            entries = [_Pending() for _ in todo]
+                return run.fail(exc)
+            entries = [_Pending() for _ in run.todo]
             try:
-                conn = self._submit(target.pool.slot(), [frames[i] for i in todo], entries, deadline)
+                conn = self._submit(target.pool.slot(), run.frames(), entries, deadline)
                 waited = [conn.wait(e, deadline) for e in entries]
-            except RpcdConnectionError as exc:
-                self._balancer.resolver.refresh()
-                if resends.unreachable(target, exc, self._balancer.targets()):
-                    return _resend.fill(outcomes, todo, resends.connect_error())
-                continue
             except RpcdError as exc:
-                return _resend.fill(outcomes, todo, exc)
+                if self._ends_call(run, target, exc):
+                    return run.outcomes
+                continue
             finally:
                 self._balancer.done(target)
-            again = []
-            for i, e, answered in zip(todo, entries, waited):
-                if not answered:
-                    outcomes[i] = CallTimeoutError("no answer within the call's timeout")
-                elif e.error is not None:
-                    outcomes[i] = e.error
-                    if _resend.should_resend(e.error, idempotent):
-                        again.append(i)
-                else:
-                    outcomes[i] = e.value
-            todo = again
-            if not todo or time.monotonic() >= deadline or not resends.resend(target, [outcomes[i] for i in todo]):
+            if not run.settle(target, [e.outcome() if answered else None for e, answered in zip(entries, waited)]):
                 break
-        for i in todo:
-            outcomes[i] = _resend.final_error(outcomes[i])
-        return outcomes
+        return run.finish()
 
     def _pick(self, tried: List[Target], deadline: float) -> Target:
         """The endpoint for the next attempt; waits for one while none is
         known, up to the deadline."""
         resolver = self._balancer.resolver
         while True:
-            if self._closed:
-                raise ClientClosedError("client is closed")
             version = resolver.version
-            target = self._balancer.pick(tried)
+            target, left = self._pick_now(tried, deadline)
             if target is not None:
                 return target
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise CallTimeoutError("no endpoint to call within the call's timeout")
-            resolver.refresh()
             resolver.wait_change(version, min(left, _POLL))
 
     def _submit(self, slot: _Slot, frames: List[bytes], entries: List[_Pending], deadline: float) -> _Conn:
