@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,6 +22,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	rpcclient "github.com/rpcd/rpcd/client"
+	"github.com/rpcd/rpcd/internal/tcptest"
 	"github.com/rpcd/rpcd/internal/waitfor"
 	"github.com/rpcd/rpcd/protocol"
 )
@@ -214,7 +214,7 @@ func startPrometheus(t *testing.T, bin, target string) *promServer {
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := tcptest.FreeAddr(t)
 	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
@@ -235,17 +235,6 @@ func startPrometheus(t *testing.T, bin, target string) *promServer {
 		return resp.StatusCode == http.StatusOK
 	})
 	return p
-}
-
-// freeAddr returns a 127.0.0.1 address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 type sample struct {
