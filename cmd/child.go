@@ -111,9 +111,10 @@ func (c *child) serve(w *worker.Worker) error {
 // master.RetireSignal drains taking the socket's accept queue along, and
 // master.ReopenSignal reopens the logs. The signals a terminal sends to its
 // whole process group are the master's to act on, so the worker ignores
-// them.
+// them, and SIGPIPE too: a log reader gone away fails a write, not the
+// worker.
 func (c *child) handleSignals() {
-	signal.Ignore(unix.SIGINT, unix.SIGQUIT, unix.SIGHUP, unix.SIGTTIN, unix.SIGTTOU)
+	signal.Ignore(unix.SIGINT, unix.SIGQUIT, unix.SIGHUP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGPIPE)
 	sigs := make(chan os.Signal, 3)
 	signal.Notify(sigs, unix.SIGTERM, master.RetireSignal, master.ReopenSignal)
 	go func() {

@@ -168,8 +168,11 @@ func (o *options) check() error {
 	if err := o.checkBlocking(); err != nil {
 		return err
 	}
-	if o.maxConns < 0 || o.maxBuffer < o.maxFrame {
-		return errors.New("-max-conns must not be negative and -max-buffer must be at least -max-frame")
+	if o.maxConns < 0 {
+		return fmt.Errorf("-max-conns=%d: must not be negative", o.maxConns)
+	}
+	if o.maxBuffer < o.maxFrame {
+		return fmt.Errorf("-max-buffer=%v: must be at least -max-frame (%v)", o.maxBuffer.String(), o.maxFrame.String())
 	}
 	if err := o.checkHealthCheck(); err != nil {
 		return err
@@ -233,7 +236,7 @@ func addLifecycleFlags(fs *flag.FlagSet, opts *options) {
 	fs.BoolVar(&opts.test, "t", false, "check the configuration (-config and flags) and exit")
 	fs.StringVar(&opts.logFile, "log-file", "", "append logs to this `file` instead of stderr; reopened on SIGUSR1")
 	fs.DurationVar(&opts.drainTimeout, "drain-timeout", 30*time.Second, "how long a retired worker (after a reload, upgrade, recycle or SIGTTOU) may drain before it is killed")
-	fs.DurationVar(&opts.workerTimeout, "worker-timeout", 30*time.Second, "kill and replace a worker whose event loop has not turned for this long (0 disables)")
+	fs.DurationVar(&opts.workerTimeout, "worker-timeout", 30*time.Second, "replace a worker whose event loop has not turned for this long: SIGABRT (its goroutine stacks go to its stderr), SIGKILL 2s later (0 disables)")
 	fs.IntVar(&opts.maxRequests, "max-requests", 0, "replace a worker gracefully after it has read about this many requests (0 never)")
 	fs.IntVar(&opts.maxRequestsJitter, "max-requests-jitter", 0, "add a random 0..n to -max-requests per worker, so workers are not all replaced at once")
 }

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/rpcd/rpcd/master"
 	"github.com/rpcd/rpcd/rpc"
@@ -26,6 +27,9 @@ func catchMasterSignals(s *settings) (chan os.Signal, func()) {
 		return nil, func() {}
 	}
 	sigs := master.CatchSignals()
+	// A log reader that went away (rpcd | head) makes writes to stderr
+	// fail with EPIPE; the server goes on serving, as nginx does.
+	signal.Ignore(unix.SIGPIPE)
 	return sigs, func() { signal.Stop(sigs) }
 }
 

@@ -136,6 +136,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	c, err := client.Dial(cfg.addr, client.Options{
 		ByteOrder: order, Conns: cfg.conns, Timeout: cfg.timeout, DialTimeout: cfg.timeout,
+		ProbeTimeout: cfg.timeout, // the hello on each new connection too
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "rpcctl: %v\n", err)

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -200,7 +201,7 @@ func isTerminal(w io.Writer) bool {
 // every scrape failed.
 func stats(cfg *config, stdout, stderr io.Writer) int {
 	hc := &http.Client{Timeout: cfg.timeout}
-	url := "http://" + cfg.metrics + "/metrics"
+	url := "http://" + strings.TrimPrefix(cfg.metrics, "http://") + "/metrics"
 	clear := isTerminal(stdout)
 	prev, err := scrapeStats(context.Background(), hc, url)
 	if err != nil {

@@ -3,12 +3,15 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,6 +22,8 @@ import (
 	"github.com/rpcd/rpcd/cmd/cacheext"
 	"github.com/rpcd/rpcd/cmd/rpcdtest"
 	"github.com/rpcd/rpcd/handlers/cache"
+	"github.com/rpcd/rpcd/internal/procfs"
+	"github.com/rpcd/rpcd/internal/waitfor"
 	"github.com/rpcd/rpcd/rpc"
 )
 
@@ -224,4 +229,47 @@ func TestEmptyConfigKeepsServer(t *testing.T) {
 	}
 	mustPing(t, c, `"after"`)
 	mustPing(t, dial(t, s.addr), `"new connection after"`)
+}
+
+// A reader of rpcd's stderr that goes away (rpcd | head -1) fails the
+// writes to it; master and workers go on serving, and a reload still works.
+func TestServesAfterLogReaderLeaves(t *testing.T) {
+	cmd := rpcdtest.Command(os.Args[0], "-listen=127.0.0.1:0", "-workers=1", "-log-format=json")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+	})
+	var addr string
+	lines := bufio.NewScanner(stderr)
+	for addr == "" && lines.Scan() {
+		var e struct{ Msg, Addr string }
+		if json.Unmarshal(lines.Bytes(), &e) == nil && e.Msg == "master ready" {
+			addr = e.Addr
+		}
+	}
+	if addr == "" {
+		t.Fatal("no master ready line")
+	}
+	stderr.Close() // the reader leaves
+	// Each reload logs, and so writes to the closed pipe; only a master
+	// that lives on starts the next generation's worker.
+	master := cmd.Process.Pid
+	for i := range 3 {
+		before := procfs.Children(master, procfs.Live)
+		if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		waitfor.Until(t, 20*time.Second, fmt.Sprintf("reload %d's new worker", i), func() bool {
+			now := procfs.Children(master, procfs.Live)
+			return len(now) == 1 && !slices.Contains(before, now[0])
+		})
+		mustPing(t, dial(t, addr), fmt.Sprintf(`"after reload %d"`, i))
+	}
 }
