@@ -93,9 +93,12 @@ func (c *Client) pick(ctx context.Context, tried []*endpoint) (*endpoint, error)
 	}
 }
 
-// choose applies the power of two choices: of two endpoints picked at
-// random, the one with fewer calls per unit of weight. Ejected endpoints and
-// those in tried are passed over while others remain.
+// choose applies the power of two choices: of two endpoints drawn at random
+// with probability proportional to weight (without replacement), the one
+// with fewer calls per unit of weight. Drawing by weight makes the shares
+// follow the weights when the endpoints are equally idle, which the
+// comparison alone does not. Ejected endpoints and those in tried are passed
+// over while others remain.
 func choose(eps []*endpoint, tried []*endpoint) *endpoint {
 	n := len(eps)
 	switch n {
@@ -104,7 +107,7 @@ func choose(eps []*endpoint, tried []*endpoint) *endpoint {
 	case 1:
 		return eps[0]
 	}
-	i, j := twoOf(n)
+	i, j := twoByWeight(eps)
 	a, b := eps[i], eps[j]
 	switch ua, ub := a.usable(tried), b.usable(tried); {
 	case ua && ub:
@@ -129,6 +132,37 @@ func choose(eps []*endpoint, tried []*endpoint) *endpoint {
 	return eps[start]
 }
 
+// twoByWeight draws two distinct indexes of eps, len(eps) > 1, each with
+// probability proportional to its endpoint's weight among those not yet
+// drawn.
+func twoByWeight(eps []*endpoint) (int, int) {
+	var total int64
+	for _, e := range eps {
+		total += e.weight.Load()
+	}
+	i := drawByWeight(eps, rand.Int64N(total), -1)
+	// A weight raised since total was summed must not leave an empty range.
+	j := drawByWeight(eps, rand.Int64N(max(1, total-eps[i].weight.Load())), i)
+	return i, j
+}
+
+// drawByWeight returns the index whose span of weight holds r, the weights
+// laid end to end and skip left out. It falls back to the last index should
+// a weight change under it.
+func drawByWeight(eps []*endpoint, r int64, skip int) int {
+	last := -1
+	for k, e := range eps {
+		if k == skip {
+			continue
+		}
+		last = k
+		if r -= e.weight.Load(); r < 0 {
+			return k
+		}
+	}
+	return last
+}
+
 // twoOf picks two distinct indexes below n, n > 1.
 func twoOf(n int) (int, int) {
 	i := rand.IntN(n)
@@ -139,10 +173,10 @@ func twoOf(n int) (int, int) {
 	return i, j
 }
 
-// lighter reports whether a has fewer calls per unit of weight than b,
-// counting the call about to be made.
+// lighter reports whether a has fewer calls per unit of weight than b. On a
+// tie the caller keeps the endpoint drawn first, itself drawn by weight.
 func lighter(a, b *endpoint) bool {
-	return (a.calls.Load()+1)*b.weight.Load() < (b.calls.Load()+1)*a.weight.Load()
+	return a.calls.Load()*b.weight.Load() < b.calls.Load()*a.weight.Load()
 }
 
 func (e *endpoint) usable(tried []*endpoint) bool {
