@@ -122,10 +122,9 @@ func closedLoop(c *Client, workers, n int, method string, opts ...CallOption) (i
 // of its due (relative: 0.500 ± 0.025) when the weights are the hosts'
 // capacities as rpcd registers them (its worker count; here, the size of
 // each host's pool of blocking handlers), and within 10 % when the hosts are
-// alike and only the weights differ. The balancer evens out the calls in
-// flight per unit of weight; answers follow that only as far as the hosts
-// answer equally fast, and alike hosts sharing the machine do not: the
-// lightest weight's share sits 4-7 % above its due (docs/scale-out.md).
+// alike and only the weights differ. There the comparison of whole calls in
+// flight per unit of weight leans toward the lighter weights
+// (docs/scale-out.md): the lightest weight's share sits 3-7 % above its due.
 func TestWeightsFollowed(t *testing.T) {
 	weights := []int{1, 2, 3}
 	for _, tc := range []struct {
