@@ -115,6 +115,9 @@ type registration struct {
 	delay time.Duration
 	began atomic.Bool   // the deregistration has begun
 	done  chan struct{} // closed once it has ended
+	// release is closed delay after the deregistration has ended: the
+	// workers may then be told to stop (master.Hooks.HoldStop).
+	release chan struct{}
 }
 
 // newRegistration returns the registration s asks for, nil for none. It
@@ -145,20 +148,23 @@ func newRegistration(s *settings, bound func() net.Addr, log *zap.Logger) (*regi
 		log.Info("taking over the registration lease", zap.String("lease", inherited))
 	}
 	return &registration{
-		cfg:   registry.Config{Etcd: eps, TTL: o.ttl, Lease: lease},
-		rec:   registry.Record{Addr: addr, ByteOrder: s.byteOrder, Version: version(), Started: time.Now().UTC()},
-		key:   func(addr string) string { return registry.Key(o.prefix, o.service, addr) },
-		bound: bound,
-		log:   log,
-		delay: o.deregisterDelay,
-		done:  make(chan struct{}),
+		cfg:     registry.Config{Etcd: eps, TTL: o.ttl, Lease: lease},
+		rec:     registry.Record{Addr: addr, ByteOrder: s.byteOrder, Version: version(), Started: time.Now().UTC()},
+		key:     func(addr string) string { return registry.Key(o.prefix, o.service, addr) },
+		bound:   bound,
+		log:     log,
+		delay:   o.deregisterDelay,
+		done:    make(chan struct{}),
+		release: make(chan struct{}),
 	}, nil
 }
 
 // wire adds the registration to the master's configuration: register with
 // the slot count as weight once ready, write it again on every change and
 // reload, revoke it when a stop begins and hold the workers' SIGTERM back
-// by -deregister-delay, and hand the lease to an upgraded image.
+// until the revoke has returned and -deregister-delay has passed (at most
+// the revoke's timeout and the delay), and hand the lease to an upgraded
+// image.
 func (g *registration) wire(cfg *master.Config) {
 	if g == nil {
 		return
@@ -167,7 +173,8 @@ func (g *registration) wire(cfg *master.Config) {
 	h.OnWorkers = chain1(h.OnWorkers, g.setWeight)
 	h.OnReloaded = chain1(h.OnReloaded, g.reloaded)
 	h.OnStopping = chain0(h.OnStopping, g.deregister)
-	cfg.StopDelay = g.delay
+	h.HoldStop = func() <-chan struct{} { return g.release }
+	cfg.StopDelay = g.revokeTimeout() + g.delay
 	cfg.UpgradeEnv = g.upgradeEnv
 }
 
@@ -210,24 +217,36 @@ func (g *registration) reloaded(err error) {
 	}
 }
 
-// deregister revokes the lease, within the stop delay (at least a second),
-// without holding up the master's loop (master.Hooks.OnStopping).
+// revokeTimeout bounds the revoke of the lease on a stop.
+func (g *registration) revokeTimeout() time.Duration { return max(g.delay, time.Second) }
+
+// deregister revokes the lease within revokeTimeout, then releases the
+// stop -deregister-delay later, without holding up the master's loop
+// (master.Hooks.OnStopping). A host that never registered only waits the
+// delay.
 func (g *registration) deregister() {
+	g.began.Store(true)
 	r := g.r
+	go func() {
+		defer close(g.release)
+		g.revoke(r)
+		time.Sleep(g.delay) // the clients see the key go and move their calls
+	}()
+}
+
+// revoke revokes r's lease, if r is set, and closes done.
+func (g *registration) revoke(r *registry.Registrar) {
+	defer close(g.done)
 	if r == nil {
 		return
 	}
-	g.began.Store(true)
-	go func() {
-		defer close(g.done)
-		ctx, cancel := context.WithTimeout(context.Background(), max(g.delay, time.Second))
-		defer cancel()
-		if err := r.Deregister(ctx); err != nil {
-			g.log.Warn("deregistration failed; the key goes when its lease expires", zap.Error(err))
-			return
-		}
-		g.log.Info("deregistered")
-	}()
+	ctx, cancel := context.WithTimeout(context.Background(), g.revokeTimeout())
+	defer cancel()
+	if err := r.Deregister(ctx); err != nil {
+		g.log.Warn("deregistration failed; the key goes when its lease expires", zap.Error(err))
+		return
+	}
+	g.log.Info("deregistered")
 }
 
 // wait waits for a deregistration that has begun to end.
@@ -237,7 +256,7 @@ func (g *registration) wait() {
 	}
 	select {
 	case <-g.done:
-	case <-time.After(max(g.delay, time.Second)):
+	case <-time.After(g.revokeTimeout()):
 	}
 }
 

@@ -67,6 +67,11 @@ type Hooks struct {
 	// step that made the master ready (after OnReady), then each time it
 	// changes: SIGTTIN, SIGTTOU, or a rollout of another count.
 	OnWorkers func(workers int)
+	// HoldStop, if set, is called once, after OnStopping, and returns a
+	// channel closed when the workers may be told to stop. SIGTERM waits
+	// for it, Config.StopDelay being the longest wait; a nil channel waits
+	// the whole delay.
+	HoldStop func() <-chan struct{}
 }
 
 // Config is what the master lives with for its whole life.
@@ -107,8 +112,9 @@ type Config struct {
 	Metrics *MetricsConfig
 	// StopDelay is how long a graceful stop waits, after OnStopping,
 	// before it tells the workers to stop, so that clients can learn of it
-	// first; it counts against Generation.ShutdownTimeout, and a delay that
-	// would not leave the workers half of that timeout is cut down to it.
+	// first; with Hooks.HoldStop, the longest it waits. It counts against
+	// Generation.ShutdownTimeout, and a delay that would not leave the
+	// workers half of that timeout is cut down to it.
 	StopDelay time.Duration
 	// UpgradeEnv, if set, is called on the loop goroutine just before an
 	// upgrade executes the new image, and returns NAME=value assignments to

@@ -140,7 +140,9 @@
 //
 // A registry also wants a stop to be known before the workers drain:
 // Config.StopDelay holds SIGTERM back that long after OnStopping (a timed
-// step, within the shutdown timeout), and Config.UpgradeEnv adds to the
+// step, within the shutdown timeout), or until the channel Hooks.HoldStop
+// returned closes if that comes first (an event of the loop), and
+// Config.UpgradeEnv adds to the
 // environment of the image an upgrade executes what it needs to carry on,
 // such as a lease.
 package master

@@ -89,6 +89,12 @@ func (m *Master) markReady(w *worker) {
 	}
 }
 
+// onStopReleased records that the stop's hold (Hooks.HoldStop) is over.
+func (m *Master) onStopReleased() {
+	m.state.stopHeld = nil
+	m.state.stopReleased = true
+}
+
 // reapChildren collects every exited child, workers or not, so that none is
 // left a zombie (the master may be PID 1 in a container).
 func (m *Master) reapChildren(now time.Time) {

@@ -72,6 +72,8 @@ type supervisorState struct {
 	stopDeadline    time.Time       // when stragglers get SIGKILL
 	termAt          time.Time       // when a stopping master sends SIGTERM
 	termSent        bool            // the workers have been sent SIGTERM
+	stopHeld        <-chan struct{} // from Hooks.HoldStop; nil once released
+	stopReleased    bool            // Hooks.HoldStop's channel has closed
 	reportedWorkers int             // slot count last given to OnWorkers
 	killedAll       bool            // stragglers have been sent SIGKILL
 	fatal           error           // Run's result once the workers are gone
@@ -226,6 +228,8 @@ func (m *Master) loop(ctx context.Context) error {
 			m.request(actStop)
 		case <-tick.C:
 			m.request(actReap)
+		case <-m.state.stopHeld:
+			m.onStopReleased()
 		case <-m.armWake(wake):
 		}
 	}

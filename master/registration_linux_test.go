@@ -99,3 +99,67 @@ func TestUpgradeEnv(t *testing.T) {
 		t.Fatal("no handover in the new image's environment")
 	}
 }
+
+// A stop held by HoldStop sends SIGTERM when the hold is released, or at
+// StopDelay if that comes first; stragglers are killed at the usual
+// deadline either way.
+func TestHoldStop(t *testing.T) {
+	const delay = 2 * time.Second
+	tests := []struct {
+		name     string
+		release  time.Duration // after the stop signal; 0: never
+		termedAt time.Duration
+	}{
+		{name: "released before the delay", release: 300 * time.Millisecond, termedAt: 300 * time.Millisecond},
+		{name: "never released", release: 0, termedAt: delay},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			held := make(chan struct{})
+			calls := 0
+			s := newSimWith(t, 2, func(c *Config) {
+				c.StopDelay = delay
+				c.Hooks.HoldStop = func() <-chan struct{} {
+					calls++
+					return held
+				}
+			})
+			s.readyAll()
+			pids := s.slotPids()
+			s.signal(unix.SIGTERM)
+			if calls != 1 {
+				t.Fatalf("HoldStop called %d times, want once", calls)
+			}
+			if tt.release > 0 {
+				s.after(tt.release - time.Millisecond)
+				if s.got(pids[0], unix.SIGTERM) {
+					t.Fatal("SIGTERM before the hold was released")
+				}
+				s.now = s.now.Add(time.Millisecond)
+				close(held)
+				s.stopReleased()
+			} else {
+				s.after(delay - time.Millisecond)
+				if s.got(pids[0], unix.SIGTERM) {
+					t.Fatal("SIGTERM before the stop delay")
+				}
+				s.after(time.Millisecond)
+			}
+			for _, pid := range pids {
+				if !s.got(pid, unix.SIGTERM) {
+					t.Fatalf("worker %d not sent SIGTERM after %v", pid, tt.termedAt)
+				}
+			}
+			s.after(DefaultShutdownTimeout - tt.termedAt - time.Millisecond)
+			if s.got(pids[0], unix.SIGKILL) {
+				t.Fatal("SIGKILL before the shutdown timeout")
+			}
+			s.after(time.Millisecond)
+			for _, pid := range pids {
+				if !s.got(pid, unix.SIGKILL) {
+					t.Fatalf("straggler %d not killed at the shutdown timeout", pid)
+				}
+			}
+		})
+	}
+}

@@ -141,8 +141,9 @@ func (m *Master) spawnDue(now time.Time) {
 }
 
 // stopWorkers begins a graceful stop: no more restarts, a deadline for
-// stragglers, and SIGTERM to every worker after Config.StopDelay
-// (termWorkers). A running upgrade check is killed.
+// stragglers, and SIGTERM to every worker after Config.StopDelay, or once
+// Hooks.HoldStop releases it (termWorkers). A running upgrade check is
+// killed.
 func (m *Master) stopWorkers(now time.Time) {
 	if m.state.stopping {
 		return
@@ -154,17 +155,25 @@ func (m *Master) stopWorkers(now time.Time) {
 	if m.cfg.Hooks.OnStopping != nil {
 		m.cfg.Hooks.OnStopping()
 	}
+	if m.cfg.Hooks.HoldStop != nil {
+		m.state.stopHeld = m.cfg.Hooks.HoldStop()
+	}
 	m.cancelCheck()
-	if m.cfg.StopDelay > 0 {
+	switch {
+	case m.cfg.Hooks.HoldStop != nil && m.cfg.StopDelay > 0:
+		m.log.Info("stopping: workers serve on until the stop is released", masterPid(),
+			zap.Duration("at_most", m.state.termAt.Sub(now)))
+	case m.cfg.StopDelay > 0:
 		m.log.Info("stopping: workers serve on until the stop delay", masterPid(),
 			zap.Duration("delay", m.state.termAt.Sub(now)))
 	}
 	m.termWorkers(now)
 }
 
-// termWorkers sends SIGTERM to every worker once a stop's delay is over.
+// termWorkers sends SIGTERM to every worker once a stop's delay is over
+// or its hold released.
 func (m *Master) termWorkers(now time.Time) {
-	if !m.state.stopping || m.state.termSent || now.Before(m.state.termAt) {
+	if !m.state.stopping || m.state.termSent || now.Before(m.state.termAt) && !m.state.stopReleased {
 		return
 	}
 	m.state.termSent = true

@@ -173,6 +173,18 @@ func (s *sim) signal(sig os.Signal) {
 	s.step()
 }
 
+// stopReleased delivers the close of the stop's hold, as the loop's select
+// does; it fails the test if the channel is not closed.
+func (s *sim) stopReleased() {
+	select {
+	case <-s.m.state.stopHeld:
+		s.m.onStopReleased()
+	default:
+		s.t.Fatal("the stop's hold is not released")
+	}
+	s.step()
+}
+
 // status delivers a status byte from pid.
 func (s *sim) status(pid int, b byte) {
 	w := s.m.state.workers[pid]
