@@ -95,10 +95,12 @@ func (c *Client) pick(ctx context.Context, tried []*endpoint) (*endpoint, error)
 
 // choose applies the power of two choices: of two endpoints drawn at random
 // with probability proportional to weight (without replacement), the one
-// with fewer calls per unit of weight. Drawing by weight makes the shares
-// follow the weights when the endpoints are equally idle, which the
-// comparison alone does not. Ejected endpoints and those in tried are passed
-// over while others remain.
+// with fewer calls per unit of weight (lighter). While neither holds more
+// than one call in flight per unit of its weight, the first drawn is taken,
+// so that under a light load the shares are the draw's, which follows the
+// weights: comparing a handful of whole calls would lean toward the lighter
+// weights. Ejected endpoints and those in tried are passed over while others
+// remain.
 func choose(eps []*endpoint, tried []*endpoint) *endpoint {
 	n := len(eps)
 	switch n {
@@ -173,10 +175,13 @@ func twoOf(n int) (int, int) {
 	return i, j
 }
 
-// lighter reports whether a has fewer calls per unit of weight than b. On a
-// tie the caller keeps the endpoint drawn first, itself drawn by weight.
+// lighter reports whether a, drawn second, is to be taken over b, drawn
+// first: b holds more than one call in flight per unit of its weight and a
+// holds fewer per unit of weight than b. On a tie the first drawn stays.
 func lighter(a, b *endpoint) bool {
-	return a.calls.Load()*b.weight.Load() < b.calls.Load()*a.weight.Load()
+	ca, cb := a.calls.Load(), b.calls.Load()
+	wa, wb := a.weight.Load(), b.weight.Load()
+	return cb > wb && ca*wb < cb*wa
 }
 
 func (e *endpoint) usable(tried []*endpoint) bool {
