@@ -55,7 +55,9 @@ type Options struct {
 	ReadTimeout time.Duration
 	MaxFrame    uint32 // largest answer body accepted
 	// Retries bounds the extra attempts of a call, each on another endpoint
-	// where there is one; see Call for which failures are retried.
+	// where there is one; see Call for which failures are retried. 0 means
+	// DefaultRetries; a negative value turns retries off (resends after a
+	// server's goodbye, which ran nothing, still happen).
 	Retries int
 	// ProbeTimeout bounds the hello on a new connection and the ping that
 	// checks an ejected or silent endpoint.
@@ -85,8 +87,11 @@ func (o Options) withDefaults() Options {
 	if o.MaxFrame == 0 {
 		o.MaxFrame = DefaultMaxFrame
 	}
-	if o.Retries <= 0 {
+	switch {
+	case o.Retries == 0:
 		o.Retries = DefaultRetries
+	case o.Retries < 0:
+		o.Retries = 0
 	}
 	if o.ProbeTimeout <= 0 {
 		o.ProbeTimeout = DefaultProbeTimeout
