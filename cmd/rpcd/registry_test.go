@@ -303,8 +303,10 @@ func TestRegistrySignals(t *testing.T) {
 	waitLog(t, s, from, 30*time.Second, "reload written", func(es []logEntry) bool { return countMsg(es, "registered") > 0 })
 	signal(t, s, syscall.SIGTTIN)
 	waitfor.Until(t, 10*time.Second, "weight 2", func() bool { return v.hosts()[s.addr].Weight == 2 })
-	if _, puts, dels := k.count(mark); puts < 2 || dels != 0 {
-		t.Fatalf("HUP and TTIN: %d puts and %d deletes, want 2 puts or more and no delete", puts, dels)
+	signal(t, s, syscall.SIGTTOU)
+	waitfor.Until(t, 10*time.Second, "weight 1 again", func() bool { return v.hosts()[s.addr].Weight == 1 })
+	if _, puts, dels := k.count(mark); puts < 3 || dels != 0 {
+		t.Fatalf("HUP, TTIN and TTOU: %d puts and %d deletes, want 3 puts or more and no delete", puts, dels)
 	}
 
 	from = len(s.logs.all())

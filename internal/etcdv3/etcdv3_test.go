@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -176,5 +177,38 @@ func TestWatchIdle(t *testing.T) {
 	<-confirmed
 	if !errors.Is(err, ErrWatchIdle) {
 		t.Fatalf("silent watch ended with %v, want ErrWatchIdle", err)
+	}
+}
+
+// A watch from a revision that a compaction removed ends with
+// ErrCompacted, which tells a resolver to read the whole list again.
+func TestWatchCompacted(t *testing.T) {
+	e := etcdtest.Start(t)
+	c, err := New([]string{e.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	first, err := c.Put(ctx, []byte("/rpcd/svc/a"), []byte("1"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := c.Put(ctx, []byte("/rpcd/svc/a"), []byte("2"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := strings.NewReader(fmt.Sprintf(`{"revision":"%d","physical":true}`, last))
+	resp, err := http.Post("http://"+e.Addr+"/v3/kv/compaction", "application/json", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("compaction: %s", resp.Status)
+	}
+	err = c.Watch(ctx, []byte("/rpcd/svc/"), first, func() {}, func([]Event) {})
+	if !errors.Is(err, ErrCompacted) {
+		t.Fatalf("watch from compacted revision %d: %v, want ErrCompacted", first, err)
 	}
 }
