@@ -72,70 +72,95 @@ func (*resolver) Refresh() {}
 
 // Watch reads the list, then follows it, until ctx is done.
 func (r *resolver) Watch(ctx context.Context, update func([]discovery.Endpoint)) {
-	var last []discovery.Endpoint
-	known := false
-	emit := func(hosts map[string]discovery.Endpoint) {
-		eps := sorted(hosts)
-		if !known || !slices.Equal(eps, last) {
-			last, known = eps, true
-			update(slices.Clone(eps))
-		}
-	}
-	failures := 0 // reads failed in a row
-	broken := 0   // watches broken in a row, each soon after it began
+	w := &watchState{r: r, update: update}
 	for ctx.Err() == nil {
-		kvs, rev, err := r.etcd.Range(ctx, []byte(r.prefix))
-		if err != nil {
-			failures++
-			if failures == 1 || failures%10 == 0 {
-				r.log.Warn("read registry; keeping the last list", zap.String("prefix", r.prefix),
-					zap.Int("failures", failures), zap.Error(err))
-			}
-			if !backoff.Sleep(ctx, etcdv3.RetryDelay(failures)) {
-				return
-			}
-			continue
-		}
-		if failures > 0 {
-			r.log.Info("registry read again", zap.String("prefix", r.prefix), zap.Int("failures", failures))
-		}
-		failures = 0
-		hosts := make(map[string]discovery.Endpoint, len(kvs))
-		for _, kv := range kvs {
-			r.apply(hosts, etcdv3.Event{KV: kv})
-		}
-		emit(hosts)
-		began := time.Now()
-		err = r.etcd.Watch(ctx, []byte(r.prefix), rev+1, func() {
-			if broken > 0 {
-				r.log.Info("registry watched again", zap.String("prefix", r.prefix), zap.Int("breaks", broken))
-			}
-		}, func(evs []etcdv3.Event) {
-			for _, e := range evs {
-				r.apply(hosts, e)
-			}
-			emit(hosts)
-		})
-		if time.Since(began) > watchSteady {
-			broken = 0 // the episode is over
-		}
-		switch {
-		case ctx.Err() != nil:
+		hosts, rev, ok := w.read(ctx)
+		if ok && !w.follow(ctx, hosts, rev) {
 			return
-		case errors.Is(err, etcdv3.ErrCompacted):
-			r.log.Info("registry watch compacted; reading the list again", zap.String("prefix", r.prefix))
-		case errors.Is(err, etcdv3.ErrWatchIdle):
-			r.log.Info("registry watch silent; reading the list again", zap.String("prefix", r.prefix))
-		default:
-			broken++
-			if broken == 1 {
-				r.log.Warn("registry watch broke; reading the list again", zap.String("prefix", r.prefix), zap.Error(err))
-			}
-			if !backoff.Sleep(ctx, etcdv3.RetryDelay(broken)) {
-				return
-			}
 		}
 	}
+}
+
+// watchState is one Watch's memory: the last list sent, and the failures
+// in a row that its log lines and backoff count.
+type watchState struct {
+	r        *resolver
+	update   func([]discovery.Endpoint)
+	last     []discovery.Endpoint
+	known    bool
+	failures int // reads failed in a row
+	broken   int // watches broken in a row, each soon after it began
+}
+
+// emit sends the list of hosts if it differs from the last one sent.
+func (w *watchState) emit(hosts map[string]discovery.Endpoint) {
+	eps := sorted(hosts)
+	if !w.known || !slices.Equal(eps, w.last) {
+		w.last, w.known = eps, true
+		w.update(slices.Clone(eps))
+	}
+}
+
+// read reads the whole list and sends it. A failed read keeps the last
+// list, and backs off before it reports false.
+func (w *watchState) read(ctx context.Context) (map[string]discovery.Endpoint, int64, bool) {
+	r := w.r
+	kvs, rev, err := r.etcd.Range(ctx, []byte(r.prefix))
+	if err != nil {
+		w.failures++
+		if w.failures == 1 || w.failures%10 == 0 {
+			r.log.Warn("read registry; keeping the last list", zap.String("prefix", r.prefix),
+				zap.Int("failures", w.failures), zap.Error(err))
+		}
+		backoff.Sleep(ctx, etcdv3.RetryDelay(w.failures))
+		return nil, 0, false
+	}
+	if w.failures > 0 {
+		r.log.Info("registry read again", zap.String("prefix", r.prefix), zap.Int("failures", w.failures))
+	}
+	w.failures = 0
+	hosts := make(map[string]discovery.Endpoint, len(kvs))
+	for _, kv := range kvs {
+		r.apply(hosts, etcdv3.Event{KV: kv})
+	}
+	w.emit(hosts)
+	return hosts, rev, true
+}
+
+// follow watches the list from rev on, applying each change to hosts and
+// sending the result, until the watch ends; it reports whether to read
+// the list again (false once ctx is done).
+func (w *watchState) follow(ctx context.Context, hosts map[string]discovery.Endpoint, rev int64) bool {
+	r := w.r
+	began := time.Now()
+	err := r.etcd.Watch(ctx, []byte(r.prefix), rev+1, func() {
+		if w.broken > 0 {
+			r.log.Info("registry watched again", zap.String("prefix", r.prefix), zap.Int("breaks", w.broken))
+		}
+	}, func(evs []etcdv3.Event) {
+		for _, e := range evs {
+			r.apply(hosts, e)
+		}
+		w.emit(hosts)
+	})
+	if time.Since(began) > watchSteady {
+		w.broken = 0 // the episode is over
+	}
+	switch {
+	case ctx.Err() != nil:
+		return false
+	case errors.Is(err, etcdv3.ErrCompacted):
+		r.log.Info("registry watch compacted; reading the list again", zap.String("prefix", r.prefix))
+	case errors.Is(err, etcdv3.ErrWatchIdle):
+		r.log.Info("registry watch silent; reading the list again", zap.String("prefix", r.prefix))
+	default:
+		w.broken++
+		if w.broken == 1 {
+			r.log.Warn("registry watch broke; reading the list again", zap.String("prefix", r.prefix), zap.Error(err))
+		}
+		return backoff.Sleep(ctx, etcdv3.RetryDelay(w.broken))
+	}
+	return true
 }
 
 // apply records one change of a host's key in hosts.

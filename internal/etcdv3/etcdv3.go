@@ -205,26 +205,57 @@ func (c *Client) Watch(ctx context.Context, prefix []byte, rev int64, created fu
 	if err != nil {
 		return fmt.Errorf("encode watch: %w", err)
 	}
-	var (
-		dec    *json.Decoder
-		msg    watchMessage
-		stream io.Closer
-		cancel context.CancelFunc
-		idle   *time.Timer
-		silent atomic.Bool
-	)
-	// Each member has requestTimeout to confirm the watch; then the timer
-	// ends a stream that hears nothing for WatchIdle.
-	err = c.each(ctx, func(ep string) error {
+	w, msg, err := c.openWatch(ctx, body)
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", prefix, err)
+	}
+	defer w.close()
+	for {
+		if !w.idle.Stop() {
+			return fmt.Errorf("watch %s: %w", prefix, ErrWatchIdle)
+		}
+		w.idle.Reset(c.WatchIdle)
+		if err := handleWatch(msg, created, fn); err != nil {
+			return fmt.Errorf("watch %s from %d: %w", prefix, rev, err)
+		}
+		msg = watchMessage{}
+		if err := w.dec.Decode(&msg); err != nil {
+			switch {
+			case ctx.Err() != nil:
+				return ctx.Err()
+			case w.silent.Load():
+				return fmt.Errorf("watch %s: %w", prefix, ErrWatchIdle)
+			}
+			return fmt.Errorf("read watch of %s: %w", prefix, err)
+		}
+	}
+}
+
+// watchStream is an open watch: its decoder, and a timer that cancels it
+// when it hears nothing for requestTimeout at first, then WatchIdle.
+type watchStream struct {
+	dec    *json.Decoder
+	body   io.Closer
+	cancel context.CancelFunc
+	idle   *time.Timer
+	silent atomic.Bool // the timer cancelled the stream
+}
+
+// openWatch sends the watch request body to one member after the other
+// until one confirms it with its first message, which it returns.
+func (c *Client) openWatch(ctx context.Context, body []byte) (*watchStream, watchMessage, error) {
+	var msg watchMessage
+	w := new(watchStream)
+	err := c.each(ctx, func(ep string) error {
 		sctx, stop := context.WithCancel(ctx)
-		silent.Store(false)
-		t := time.AfterFunc(requestTimeout, func() { silent.Store(true); stop() })
+		w.silent.Store(false)
+		t := time.AfterFunc(requestTimeout, func() { w.silent.Store(true); stop() })
 		resp, err := c.send(sctx, ep, "/v3/watch", body)
 		msg = watchMessage{}
 		if err == nil {
 			d := json.NewDecoder(bufio.NewReader(resp.Body))
 			if err = d.Decode(&msg); err == nil {
-				dec, stream, cancel, idle = d, resp.Body, stop, t
+				w.dec, w.body, w.cancel, w.idle = d, resp.Body, stop, t
 				return nil
 			}
 			resp.Body.Close()
@@ -234,48 +265,38 @@ func (c *Client) Watch(ctx context.Context, prefix []byte, rev int64, created fu
 		stop()
 		return err
 	})
-	if err != nil {
-		return fmt.Errorf("watch %s: %w", prefix, err)
+	return w, msg, err
+}
+
+func (w *watchStream) close() {
+	w.idle.Stop()
+	w.cancel()
+	w.body.Close()
+}
+
+// handleWatch acts on one message of a watch: an error, a compaction or a
+// cancellation ends the watch; creation is reported to created; events go
+// to fn.
+func handleWatch(msg watchMessage, created func(), fn func([]Event)) error {
+	r := msg.Result
+	switch {
+	case msg.Error != nil:
+		return msg.Error
+	case r.CompactRevision != 0:
+		return ErrCompacted
+	case r.Canceled:
+		return errors.New("canceled by etcd")
+	case r.Created && created != nil:
+		created()
 	}
-	defer stream.Close()
-	defer cancel()
-	defer idle.Stop()
-	for {
-		if !idle.Stop() {
-			return fmt.Errorf("watch %s: %w", prefix, ErrWatchIdle)
+	if len(r.Events) > 0 {
+		evs := make([]Event, len(r.Events))
+		for i, e := range r.Events {
+			evs[i] = Event{Delete: e.Type == "DELETE", KV: e.KV.kv()}
 		}
-		idle.Reset(c.WatchIdle)
-		r := msg.Result
-		switch {
-		case msg.Error != nil:
-			return fmt.Errorf("watch %s: %w", prefix, msg.Error)
-		case r.CompactRevision != 0:
-			return fmt.Errorf("watch %s from %d: %w", prefix, rev, ErrCompacted)
-		case r.Canceled:
-			return fmt.Errorf("watch %s: canceled by etcd", prefix)
-		case r.Created:
-			if created != nil {
-				created()
-			}
-		}
-		if len(r.Events) > 0 {
-			evs := make([]Event, len(r.Events))
-			for i, e := range r.Events {
-				evs[i] = Event{Delete: e.Type == "DELETE", KV: e.KV.kv()}
-			}
-			fn(evs)
-		}
-		msg = watchMessage{}
-		if err := dec.Decode(&msg); err != nil {
-			switch {
-			case ctx.Err() != nil:
-				return ctx.Err()
-			case silent.Load():
-				return fmt.Errorf("watch %s: %w", prefix, ErrWatchIdle)
-			}
-			return fmt.Errorf("read watch of %s: %w", prefix, err)
-		}
+		fn(evs)
 	}
+	return nil
 }
 
 // watchMessage is one message of a watch stream.
