@@ -51,13 +51,13 @@ type methodSpec struct {
 
 var methods = []methodSpec{
 	{name: "cache.set", out: "set_r", shape: shapeSet, keys: oneKey, send: sendSet, recv: recvOK},
-	{name: "cache.get", out: "get_r", shape: shapeKey, keys: oneKey, send: sendGet, recv: recvValue},
-	{name: "cache.del", out: "del_r", shape: shapeKeys, keys: keysOrKey, send: sendDel, recv: recvInt},
-	{name: "cache.exists", out: "exists_r", shape: shapeKeys, keys: keysOrKey, send: sendExists, recv: recvExists},
+	{name: "cache.get", out: "get_r", shape: shapeKey, keys: oneKey, send: keysCommand("GET"), recv: recvValue},
+	{name: "cache.del", out: "del_r", shape: shapeKeys, keys: keysOrKey, send: keysCommand("DEL"), recv: recvInt},
+	{name: "cache.exists", out: "exists_r", shape: shapeKeys, keys: keysOrKey, send: keysCommand("EXISTS"), recv: recvExists},
 	{name: "cache.incr", out: "incr_r", shape: shapeIncr, keys: oneKey, send: sendIncr, recv: recvInt},
 	{name: "cache.expire", out: "expire_r", shape: shapeExpire, keys: oneKey, send: sendExpire, recv: recvBool},
-	{name: "cache.ttl", out: "ttl_r", shape: shapeKey, keys: oneKey, send: sendTTL, recv: recvTTL},
-	{name: "cache.mget", out: "mget_r", shape: shapeMget, keys: keyList, send: sendMget, recv: recvMget},
+	{name: "cache.ttl", out: "ttl_r", shape: shapeKey, keys: oneKey, send: keysCommand("PTTL"), recv: recvTTL},
+	{name: "cache.mget", out: "mget_r", shape: shapeMget, keys: keyList, send: keysCommand("MGET"), recv: recvMget},
 	{name: "cache.mset", out: "mset_r", shape: shapeMset, keys: noKeys, run: mset},
 }
 
@@ -74,6 +74,14 @@ func (m *methodSpec) parseCall(raw []byte, p *params) error {
 		return err
 	}
 	return nil
+}
+
+// keysCommand sends cmd with the call's key or keys as its arguments.
+func keysCommand(cmd string) func(*resp.Conn, *params) error {
+	return func(c *resp.Conn, p *params) error {
+		sendKeys(c, cmd, p)
+		return nil
+	}
 }
 
 // sendKeys queues cmd with the keys of p, "key" or "keys".
@@ -117,31 +125,6 @@ func sendSet(c *resp.Conn, p *params) error {
 		c.ArgString("PX")
 		c.ArgInt(ms)
 	}
-	return nil
-}
-
-func sendGet(c *resp.Conn, p *params) error {
-	sendKeys(c, "GET", p)
-	return nil
-}
-
-func sendDel(c *resp.Conn, p *params) error {
-	sendKeys(c, "DEL", p)
-	return nil
-}
-
-func sendExists(c *resp.Conn, p *params) error {
-	sendKeys(c, "EXISTS", p)
-	return nil
-}
-
-func sendMget(c *resp.Conn, p *params) error {
-	sendKeys(c, "MGET", p)
-	return nil
-}
-
-func sendTTL(c *resp.Conn, p *params) error {
-	sendKeys(c, "PTTL", p)
 	return nil
 }
 
