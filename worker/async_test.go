@@ -94,25 +94,9 @@ func asyncWorker(t *testing.T, cfg Config) (c *client, release func(n int), read
 	reg := rpc.NewRegistry()
 	reg.Register("ping", rpc.Inline, pingHandler)
 	reg.RegisterAsync("later", p.open)
-	lfd, port := listenLocal(t)
-	w, err := New(cfg, reg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &server{w: w, addr: fmt.Sprintf("127.0.0.1:%d", port), done: make(chan error, 1)}
-	ready := make(chan struct{})
-	go func() { s.done <- w.Serve(lfd, func() { close(ready) }) }()
-	select {
-	case <-ready:
-	case err := <-s.done:
-		t.Fatalf("Serve: %v", err)
-	}
 	peer := -1
+	// Added before the worker's own cleanup, this runs after the stop.
 	t.Cleanup(func() {
-		w.Shutdown()
-		if err := s.wait(t); err != nil {
-			t.Errorf("Serve: %v", err)
-		}
 		if peer >= 0 {
 			_ = unix.Close(peer)
 			select {
@@ -122,6 +106,7 @@ func asyncWorker(t *testing.T, cfg Config) (c *client, release func(n int), read
 			}
 		}
 	})
+	s := startQuiet(t, cfg, reg)
 	release = func(n int) {
 		t.Helper()
 		if peer < 0 {

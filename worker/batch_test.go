@@ -75,26 +75,8 @@ func batchWorker(t *testing.T, cfg Config) (p *batchProbe, c *client, read func(
 	reg := rpc.NewRegistry()
 	reg.Register("ping", rpc.Inline, pingHandler)
 	reg.RegisterBatch("echo", p.handle)
-	lfd, port := listenLocal(t)
-	w, err := New(cfg, reg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &server{w: w, addr: fmt.Sprintf("127.0.0.1:%d", port), done: make(chan error, 1)}
-	ready := make(chan struct{})
-	go func() { s.done <- w.Serve(lfd, func() { close(ready) }) }()
-	select {
-	case <-ready:
-	case err := <-s.done:
-		t.Fatalf("Serve: %v", err)
-	}
-	t.Cleanup(func() {
-		close(p.release)
-		w.Shutdown()
-		if err := s.wait(t); err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	s := startQuiet(t, cfg, reg)
+	t.Cleanup(func() { close(p.release) }) // before the stop, which waits for the batch
 	read = func(n uint64) {
 		t.Helper()
 		s.waitStats(t, fmt.Sprintf("%d requests read", n), func(st Stats) bool { return st.Requests >= n })

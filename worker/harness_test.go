@@ -179,6 +179,35 @@ func startServer(t *testing.T, cfg Config, reg *rpc.Registry, g *gates, level za
 	return s
 }
 
+// startQuiet starts a worker with cfg and reg on 127.0.0.1, logging
+// nothing, and stops it when the test ends. A cleanup the caller adds
+// afterwards runs before the stop.
+func startQuiet(t *testing.T, cfg Config, reg *rpc.Registry) *server {
+	t.Helper()
+	lfd, port := listenLocal(t)
+	w, err := New(cfg, reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{w: w, addr: fmt.Sprintf("127.0.0.1:%d", port), done: make(chan error, 1)}
+	ready := make(chan struct{})
+	go func() { s.done <- w.Serve(lfd, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-s.done:
+		t.Fatalf("Serve: %v", err)
+	case <-time.After(waitLimit):
+		t.Fatal("worker never became ready")
+	}
+	t.Cleanup(func() {
+		w.Shutdown()
+		if err := s.wait(t); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return s
+}
+
 // wait returns Serve's result, or fails the test if Serve does not return.
 func (s *server) wait(t *testing.T) error {
 	t.Helper()
