@@ -36,6 +36,28 @@ func startRegistered(t *testing.T, e *etcdtest.Etcd, ip string) *server {
 	return startRegisteredWith(t, e, ip, "-workers=1")
 }
 
+// startThreeRegistered runs one registered rpcd, one worker each, on each
+// of 127.0.0.2, .3 and .4.
+func startThreeRegistered(t *testing.T, e *etcdtest.Etcd) []*server {
+	t.Helper()
+	var hosts []*server
+	for _, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"} {
+		hosts = append(hosts, startRegistered(t, e, ip))
+	}
+	return hosts
+}
+
+// loadThroughEtcd starts a load through e's list of the rpcd service and
+// waits until the client uses each of hosts.
+func loadThroughEtcd(t *testing.T, e *etcdtest.Etcd, idempotent bool, hosts ...*server) *scaleLoad {
+	t.Helper()
+	l := startTargetLoad(t, "etcd://"+e.Addr+"/rpcd", idempotent)
+	for _, h := range hosts {
+		l.waitEndpointAdded(t, h.addr, 5*time.Second)
+	}
+	return l
+}
+
 // startRegisteredWith runs one rpcd on ip with args, registered in e, and
 // waits until it has registered.
 func startRegisteredWith(t *testing.T, e *etcdtest.Etcd, ip string, args ...string) *server {
@@ -133,14 +155,8 @@ func TestRegistryKilledHost(t *testing.T) {
 		t.Run(fmt.Sprintf("idempotent=%v", idempotent), func(t *testing.T) {
 			e := etcdtest.Start(t)
 			v := newRegistryView(t, e)
-			var hosts []*server
-			for _, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"} {
-				hosts = append(hosts, startRegistered(t, e, ip))
-			}
-			l := startTargetLoad(t, "etcd://"+e.Addr+"/rpcd", idempotent)
-			for _, h := range hosts {
-				l.waitEndpointAdded(t, h.addr, 5*time.Second)
-			}
+			hosts := startThreeRegistered(t, e)
+			l := loadThroughEtcd(t, e, idempotent, hosts...)
 			l.waitMore(t, 300)
 			killed := time.Now()
 			if err := syscall.Kill(-hosts[0].pid(), syscall.SIGKILL); err != nil {
@@ -169,14 +185,8 @@ func TestRegistryKilledHost(t *testing.T) {
 func TestRegistryEtcdOutage(t *testing.T) {
 	e := etcdtest.Start(t)
 	v := newRegistryView(t, e)
-	var hosts []*server
-	for _, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"} {
-		hosts = append(hosts, startRegistered(t, e, ip))
-	}
-	l := startTargetLoad(t, "etcd://"+e.Addr+"/rpcd", false)
-	for _, h := range hosts {
-		l.waitEndpointAdded(t, h.addr, 5*time.Second)
-	}
+	hosts := startThreeRegistered(t, e)
+	l := loadThroughEtcd(t, e, false, hosts...)
 	l.waitMore(t, 300)
 	e.Stop()
 	stopped := time.Now()
@@ -201,10 +211,7 @@ func TestRegistryEtcdOutage(t *testing.T) {
 func TestRegistryLateHost(t *testing.T) {
 	e := etcdtest.Start(t)
 	first := []*server{startRegistered(t, e, "127.0.0.2"), startRegistered(t, e, "127.0.0.3")}
-	l := startTargetLoad(t, "etcd://"+e.Addr+"/rpcd", false)
-	for _, h := range first {
-		l.waitEndpointAdded(t, h.addr, 5*time.Second)
-	}
+	l := loadThroughEtcd(t, e, false, first...)
 	l.waitMore(t, 300)
 	late := startServer(t, "-listen=127.0.0.4:0", "-workers=1", "-registry=etcd://"+e.Addr)
 	entry := late.logs.wait(t, 10*time.Second, func(e logEntry) bool { return e.Msg == "registered" })
