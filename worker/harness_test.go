@@ -152,28 +152,12 @@ func startWorkerLogging(t *testing.T, cfg Config, level zapcore.Level) *server {
 // any, waits on g.
 func startServer(t *testing.T, cfg Config, reg *rpc.Registry, g *gates, level zapcore.Level) *server {
 	t.Helper()
-	lfd, port := listenLocal(t)
 	core, logs := observer.New(level)
-	w, err := New(cfg, reg, zap.New(core))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &server{w: w, addr: fmt.Sprintf("127.0.0.1:%d", port), port: port, gates: g, logs: logs, done: make(chan error, 1)}
-	ready := make(chan struct{})
-	go func() { s.done <- w.Serve(lfd, func() { close(ready) }) }()
-	select {
-	case <-ready:
-	case err := <-s.done:
-		t.Fatalf("Serve: %v", err)
-	case <-time.After(waitLimit):
-		t.Fatal("worker never became ready")
-	}
+	s := launch(t, cfg, reg, zap.New(core))
+	s.gates, s.logs = g, logs
 	t.Cleanup(func() {
 		g.openAll()
-		w.Shutdown()
-		if err := s.wait(t); err != nil {
-			t.Errorf("Serve: %v", err)
-		}
+		s.stop(t)
 		s.checkErrorLogs(t)
 	})
 	return s
@@ -184,12 +168,21 @@ func startServer(t *testing.T, cfg Config, reg *rpc.Registry, g *gates, level za
 // afterwards runs before the stop.
 func startQuiet(t *testing.T, cfg Config, reg *rpc.Registry) *server {
 	t.Helper()
+	s := launch(t, cfg, reg, nil)
+	t.Cleanup(func() { s.stop(t) })
+	return s
+}
+
+// launch starts a worker with cfg and reg on 127.0.0.1 and waits until it
+// is ready; the caller stops it.
+func launch(t *testing.T, cfg Config, reg *rpc.Registry, log *zap.Logger) *server {
+	t.Helper()
 	lfd, port := listenLocal(t)
-	w, err := New(cfg, reg, nil)
+	w, err := New(cfg, reg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{w: w, addr: fmt.Sprintf("127.0.0.1:%d", port), done: make(chan error, 1)}
+	s := &server{w: w, addr: fmt.Sprintf("127.0.0.1:%d", port), port: port, done: make(chan error, 1)}
 	ready := make(chan struct{})
 	go func() { s.done <- w.Serve(lfd, func() { close(ready) }) }()
 	select {
@@ -199,13 +192,15 @@ func startQuiet(t *testing.T, cfg Config, reg *rpc.Registry) *server {
 	case <-time.After(waitLimit):
 		t.Fatal("worker never became ready")
 	}
-	t.Cleanup(func() {
-		w.Shutdown()
-		if err := s.wait(t); err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
 	return s
+}
+
+// stop shuts the worker down and fails the test if Serve failed.
+func (s *server) stop(t *testing.T) {
+	s.w.Shutdown()
+	if err := s.wait(t); err != nil {
+		t.Errorf("Serve: %v", err)
+	}
 }
 
 // wait returns Serve's result, or fails the test if Serve does not return.
