@@ -71,6 +71,40 @@ func TestInlinePingDoesNotAllocate(t *testing.T) {
 	}
 }
 
+// An Async call completed on the loop reuses its conn's answer queue and its
+// answer buffer: answering it allocates nothing once the loop is warm.
+func TestAsyncCallDoesNotAllocate(t *testing.T) {
+	h := newLoopHarness(t)
+	h.w.reg.RegisterAsync("echo", func(rpc.Loop) rpc.AsyncHandler {
+		return func(_ rpc.Loop, calls []*rpc.AsyncCall) {
+			for _, c := range calls {
+				c.Reply.SetRaw(c.Params)
+				c.Done()
+			}
+		}
+	})
+	h.req = protocol.AppendRequest(nil, protocol.LittleEndian, "echo", []byte(`"ireader 0"`))
+	roundTrip := func() {
+		if _, err := unix.Write(h.peer, h.req); err != nil {
+			t.Fatal(err)
+		}
+		h.w.handleConn(h.c, readEvents)
+		h.w.startAsync()
+		n, err := unix.Read(h.peer, h.reply)
+		if err != nil || n < protocol.HeaderSize {
+			t.Fatalf("read answer: %d bytes, %v", n, err)
+		}
+	}
+	roundTrip() // open the method on this loop and warm the buffers
+	var resp protocol.Response
+	if err := protocol.ParseResponse(h.reply[protocol.HeaderSize:protocol.HeaderSize+protocol.LittleEndian.Len(h.reply)], &resp); err != nil || string(resp.Result) != `"ireader 0"` {
+		t.Fatalf("answer %q: %v", resp.Result, err)
+	}
+	if allocs := testing.AllocsPerRun(1000, roundTrip); allocs != 0 {
+		t.Fatalf("an async call allocated %v times per request", allocs)
+	}
+}
+
 func BenchmarkDispatchPing(b *testing.B) {
 	h := newLoopHarness(b)
 	b.ReportAllocs()

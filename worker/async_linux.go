@@ -300,7 +300,7 @@ func (w *Worker) fileAsync(ac *asyncCall) {
 	r := result{fd: ac.fd, connID: ac.connID, seq: ac.seq, isErr: ac.call.Err != nil,
 		code: uint8(codeIndex(ac.call.Err)), row: ac.row, readAt: ac.readAt, method: ac.method, in: ac.in}
 	if c := w.connByID(ac.fd, ac.connID); c != nil && c.order != nil && c.order.pending(ac.seq) {
-		buf := make([]byte, 0, answerOverhead+len(call.Out())+len(call.Result()))
+		buf := w.frameBuf(answerOverhead + len(call.Out()) + len(call.Result()))
 		r.frame = rpc.AppendAnswer(buf, w.cfg.ByteOrder, call, ac.call.Err)
 	}
 	w.fileResult(r)

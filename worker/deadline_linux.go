@@ -88,9 +88,8 @@ func (w *Worker) expireDeadlines() {
 			break
 		}
 		w.deadlines.pop()
-		// A full slice expression: later answers appended to this slot must
-		// not write into the shared frame.
-		frame := w.timeoutFrame[:len(w.timeoutFrame):len(w.timeoutFrame)]
+		// A copy: the slot owns its buffer, which is reused once written.
+		frame := append(w.frameBuf(len(w.timeoutFrame)), w.timeoutFrame...)
 		c.order.fill(e.seq, frame)
 		w.countDeadline(e.row, e.at-int64(w.cfg.HandlerTimeout))
 		w.logTimeout(c, e, len(frame))

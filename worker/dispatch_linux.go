@@ -248,19 +248,43 @@ func (w *Worker) releaseReady(c *conn) {
 		}
 		w.outFor(c)
 		w.out = append(w.out, data...)
+		w.recycleFrame(data)
 	}
 	if q.empty() {
 		w.dropQueue(c)
 	}
 }
 
+// recycleFrame keeps a small answer buffer, no longer referenced, for the
+// next answer an Async call completes on the loop.
+func (w *Worker) recycleFrame(b []byte) {
+	if cap(b) <= maxKeptFrame && len(w.freeFrames) < maxFreeFrames {
+		w.freeFrames = append(w.freeFrames, b[:0])
+	}
+}
+
+// frameBuf returns an empty buffer with room for size bytes.
+func (w *Worker) frameBuf(size int) []byte {
+	if n := len(w.freeFrames); n > 0 && size <= maxKeptFrame {
+		b := w.freeFrames[n-1]
+		w.freeFrames[n-1] = nil
+		w.freeFrames = w.freeFrames[:n-1]
+		if cap(b) >= size {
+			return b
+		}
+	}
+	return make([]byte, 0, size)
+}
+
 // newQueue returns an empty queue numbered from seqFloor, so a late pooled
 // answer meant for a conn's earlier queue never matches a slot of this one.
 func (w *Worker) newQueue() *answerQueue {
-	q := new(answerQueue)
+	var q *answerQueue
 	if n := len(w.freeQueues); n > 0 {
 		q = w.freeQueues[n-1]
 		w.freeQueues = w.freeQueues[:n-1]
+	} else {
+		q = new(answerQueue)
 	}
 	q.headSeq = w.seqFloor
 	return q

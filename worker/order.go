@@ -14,7 +14,7 @@ type answerQueue struct {
 }
 
 type answerSlot struct {
-	data  []byte // encoded answer frames; nil while pending
+	data  []byte // encoded answer frames, owned by the slot; nil while pending
 	ready bool
 }
 

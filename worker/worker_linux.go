@@ -27,6 +27,8 @@ const (
 	drainTick      = lingerTimeout / 4     // sweep period while draining
 	drainGrace     = time.Second           // a drain waits this long for a new conn's first request
 	maxFreeQueues  = 64                    // answer queues kept for reuse
+	maxFreeFrames  = 1024                  // answer buffers kept for reuse
+	maxKeptFrame   = 512                   // largest answer buffer kept
 )
 
 // Worker serves requests on one event loop. Create it with New, run it with
@@ -60,7 +62,8 @@ type Worker struct {
 	req           protocol.Request
 	touched       []*conn // conns with routed pool results, settled once each
 	freeQueues    []*answerQueue
-	seqFloor      uint64 // first slot number for the next answer queue
+	freeFrames    [][]byte // answer buffers already written, for reuse
+	seqFloor      uint64   // first slot number for the next answer queue
 	deadlines     deadlineQueue
 	batches       batchSet
 	async         asyncSet

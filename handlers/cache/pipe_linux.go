@@ -32,10 +32,12 @@ type pipe struct {
 	enc     *resp.Conn
 	dec     *resp.Conn
 	in      []byte
-	sent    []sentCmd // queued or sent, in order
-	setup   int       // AUTH and SELECT replies still due
-	replies uint64    // replies parsed, the watchdog's sign of progress
-	watched bool      // the IO watchdog timer is set
+	sent    []sentCmd // queued or sent, in order, from sent[head]
+	head    int
+	onReady func(rpc.Events) // onEvent, made once
+	setup   int              // AUTH and SELECT replies still due
+	replies uint64           // replies parsed, the watchdog's sign of progress
+	watched bool             // the IO watchdog timer is set
 }
 
 // sentCmd is a call whose command is queued or sent.
@@ -57,6 +59,7 @@ func (s *Store) pipeFor(loop rpc.Loop) *pipe {
 		return p
 	}
 	p := &pipe{s: s, loop: loop, fd: -1, enc: resp.NewDecoder(), dec: resp.NewDecoder()}
+	p.onReady = p.onEvent
 	s.pipes[loop] = p
 	loop.AtClose(func() {
 		p.close()
@@ -86,18 +89,19 @@ func (p *pipe) start(m *methodSpec, calls []*rpc.AsyncCall) {
 		}
 		return
 	}
+	p.compact()
 	for _, c := range calls {
-		var ps params
-		err := m.parseCall(c.Params, &ps)
+		p.sent = append(p.sent, sentCmd{call: c, m: m})
+		sc := &p.sent[len(p.sent)-1]
+		err := m.parseCall(c.Params, &sc.p)
 		if err == nil {
-			err = m.send(p.enc, &ps)
+			err = m.send(p.enc, &sc.p)
 		}
 		if err != nil {
+			p.sent = p.sent[:len(p.sent)-1]
 			c.Err = err
 			c.Done()
-			continue
 		}
-		p.sent = append(p.sent, sentCmd{call: c, m: m, p: ps})
 	}
 	p.flush()
 }
@@ -147,7 +151,7 @@ func (p *pipe) dial(opt resp.Options, addr netip.AddrPort) error {
 	p.fd, p.ready, p.failed = fd, false, nil
 	p.gen++
 	gen := p.gen
-	if err := p.loop.Watch(fd, rpc.Writable, p.onEvent); err != nil {
+	if err := p.loop.Watch(fd, rpc.Writable, p.onReady); err != nil {
 		p.fd = -1
 		_ = unix.Close(fd)
 		return err
@@ -226,7 +230,7 @@ func (p *pipe) flush() {
 	if len(out) > 0 {
 		events |= rpc.Writable
 	}
-	if err := p.loop.Watch(p.fd, events, p.onEvent); err != nil {
+	if err := p.loop.Watch(p.fd, events, p.onReady); err != nil {
 		p.drop(err)
 		return
 	}
@@ -263,7 +267,7 @@ func (p *pipe) parse() bool {
 	pos := 0
 	for pos < len(p.in) {
 		n, err := resp.ReplySize(p.in[pos:])
-		if err == nil && n > 0 && len(p.sent) == 0 && p.setup == 0 {
+		if err == nil && n > 0 && p.due() == 0 && p.setup == 0 {
 			err = fmt.Errorf("redis sent more than was asked: %w", resp.ErrProtocol)
 		}
 		if err != nil {
@@ -310,27 +314,47 @@ func (p *pipe) setupReply() error {
 	return nil
 }
 
+// due is the number of calls queued or sent and not yet answered.
+func (p *pipe) due() int { return len(p.sent) - p.head }
+
 // complete answers the oldest sent call from the reply loaded in dec.
 func (p *pipe) complete() {
-	sc := p.sent[0]
-	p.sent[0] = sentCmd{}
-	p.sent = p.sent[1:]
-	if len(p.sent) == 0 {
-		p.sent = p.sent[:0:0]
-	}
+	sc := &p.sent[p.head]
 	c := sc.call
 	if err := sc.m.recv(p.dec, &sc.p, &c.Reply); err != nil {
 		c.Err = p.s.answerError(context.Background(), sc.m.name, err)
 	} else {
 		c.Reply.SetOut(sc.m.out)
 	}
+	*sc = sentCmd{}
+	p.head++
+	if p.head == len(p.sent) {
+		p.sent, p.head = p.sent[:0], 0
+		if cap(p.sent) > maxKeptSent {
+			p.sent = nil
+		}
+	}
 	c.Done()
 }
+
+// compact moves the calls still due to the front of sent once the answered
+// ones make up half of it, so a queue that never empties stays bounded.
+func (p *pipe) compact() {
+	if p.head == 0 || p.head < len(p.sent)/2 {
+		return
+	}
+	n := copy(p.sent, p.sent[p.head:])
+	clear(p.sent[n:])
+	p.sent, p.head = p.sent[:n], 0
+}
+
+// maxKeptSent bounds the queue of sent calls kept once all are answered.
+const maxKeptSent = 4096
 
 // armWatchdog breaks the connection when Redis sends nothing for IOTimeout
 // while replies are due, so calls do not wait on a Redis that hangs.
 func (p *pipe) armWatchdog() {
-	if p.watched || len(p.sent) == 0 && p.setup == 0 {
+	if p.watched || p.due() == 0 && p.setup == 0 {
 		return
 	}
 	p.watched = true
@@ -339,7 +363,7 @@ func (p *pipe) armWatchdog() {
 		p.watched = false
 		switch {
 		case p.gen != gen || p.fd < 0:
-		case p.replies == mark && (len(p.sent) > 0 || p.setup > 0):
+		case p.replies == mark && (p.due() > 0 || p.setup > 0):
 			p.drop(fmt.Errorf("read from redis: no reply within %v", p.s.ioTimeout()))
 		default:
 			p.armWatchdog()
@@ -357,8 +381,8 @@ func (p *pipe) drop(err error) {
 		p.retry = true
 		p.loop.After(RetryInterval, func() { p.retry = false })
 	}
-	sent := p.sent
-	p.sent = nil
+	sent := p.sent[p.head:]
+	p.sent, p.head = nil, 0
 	for _, sc := range sent {
 		sc.call.Err = p.s.answerError(context.Background(), sc.m.name, err)
 		sc.call.Done()
