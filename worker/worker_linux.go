@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +30,13 @@ const (
 	maxFreeQueues  = 64                    // answer queues kept for reuse
 	maxFreeFrames  = 1024                  // answer buffers kept for reuse
 	maxKeptFrame   = 512                   // largest answer buffer kept
+
+	// yieldEvery is how often the loop yields to the Go scheduler. The
+	// runtime's monitor thread preempts a goroutine not rescheduled for
+	// 10 ms (a signal, and its P taken from a system call) and then polls
+	// every 20 µs again; a loop that only makes system calls is never
+	// rescheduled otherwise.
+	yieldEvery = 5 * time.Millisecond
 )
 
 // Worker serves requests on one event loop. Create it with New, run it with
@@ -71,6 +79,7 @@ type Worker struct {
 	epoch         time.Time
 	now           int64 // coarse clock: nanoseconds since epoch, read once per wakeup
 	lastSweep     int64
+	lastYield     int64 // loop clock at the last runtime.Gosched; see yieldEvery
 	tick          time.Duration
 	draining      bool
 
@@ -277,6 +286,10 @@ func (w *Worker) run() error {
 		if w.acceptPending {
 			w.acceptPending = false
 			w.acceptConns()
+		}
+		if time.Duration(w.now-w.lastYield) >= yieldEvery {
+			w.lastYield = w.now
+			runtime.Gosched()
 		}
 		if time.Duration(w.now-w.lastSweep) >= w.tick {
 			w.sweep()
