@@ -21,21 +21,24 @@ type cacheLoad struct {
 	param     string
 	test      string // redis-benchmark's -t
 	pipe      int    // redis-benchmark's -P
+	versus    string // the direct load whose rate this one's is compared with
 }
 
 // cacheLoads: one key each, as redis-benchmark without -r uses; rpcd's value
 // is the JSON string "xxx", redis-benchmark's the 3 bytes xxx. Each SET runs
-// before its GET, so GET finds the key. Ping through the same rpcd is the
-// yardstick for rpcd's CPU per call. The rpcd-1w rows run the same binary
-// with one worker, whose batches are twice as large.
+// before its GET, so GET finds the key, and each rpcd row that has a direct
+// counterpart (versus) runs next to it, so their ratio is taken round by round
+// under the same conditions. Ping through the same rpcd is the yardstick for
+// rpcd's CPU per call. The rpcd-1w rows run the same binary with one worker,
+// whose batches are twice as large.
 var cacheLoads = []cacheLoad{
 	{name: "rpcd ping", rpcd: true, in: "ping", param: `"ireader 0"`},
-	{name: "rpcd cache.set", rpcd: true, in: "cache.set", param: `{"key":"rpcd:key","value":"xxx"}`},
-	{name: "rpcd cache.get", rpcd: true, in: "cache.get", param: `{"key":"rpcd:key"}`},
-	{name: "rpcd-1w ping", rpcd: true, oneWorker: true, in: "ping", param: `"ireader 0"`},
-	{name: "rpcd-1w cache.get", rpcd: true, oneWorker: true, in: "cache.get", param: `{"key":"rpcd:key"}`},
+	{name: "rpcd cache.set", rpcd: true, in: "cache.set", param: `{"key":"rpcd:key","value":"xxx"}`, versus: "redis-benchmark SET -P 1"},
 	{name: "redis-benchmark SET -P 1", test: "set", pipe: 1},
+	{name: "rpcd cache.get", rpcd: true, in: "cache.get", param: `{"key":"rpcd:key"}`, versus: "redis-benchmark GET -P 1"},
 	{name: "redis-benchmark GET -P 1", test: "get", pipe: 1},
+	{name: "rpcd-1w cache.get", rpcd: true, oneWorker: true, in: "cache.get", param: `{"key":"rpcd:key"}`, versus: "redis-benchmark GET -P 1"},
+	{name: "rpcd-1w ping", rpcd: true, oneWorker: true, in: "ping", param: `"ireader 0"`},
 	{name: "redis-benchmark SET -P 16", test: "set", pipe: 16},
 	{name: "redis-benchmark GET -P 16", test: "get", pipe: 16},
 }

@@ -13,7 +13,9 @@
 // redis-server of their own and compare, at -cache-conns connections, rpcd's
 // ping, cache.set and cache.get (rpcbench) with redis-benchmark's SET and GET
 // at -P 1 and -P 16 against the same redis-server, with each side's CPU per
-// request from /proc.
+// request from /proc. rpcd's cache.set and cache.get each run right before
+// the redis-benchmark load they are compared with, and the table adds their
+// rate ratio round by round, and its median.
 //
 // Idle memory opens many connections to a freshly started server, has each send
 // one ping and read the answer, and divides the growth of the resident memory of

@@ -72,7 +72,41 @@ func (r *results) cacheTable() string {
 		}
 		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %.2f | %.0f |\n", l.name, s.rps, cpu, ratio, s.redisCPU, s.p50)
 	}
+	b.WriteString(r.cacheRatios())
 	return b.String()
+}
+
+// cacheRatios renders, for each rpcd load with a direct counterpart, its rate
+// over the counterpart's in each round, and their median.
+func (r *results) cacheRatios() string {
+	var b strings.Builder
+	b.WriteString("\nrpcd's rate over redis-benchmark's, each round's pair run back to back:\n\n")
+	b.WriteString("| rpcd load | ÷ direct load | round by round | median |\n|---|---|---|--:|\n")
+	for _, l := range cacheLoads {
+		if l.versus == "" {
+			continue
+		}
+		rates, direct := r.cacheRates(l.name), r.cacheRates(l.versus)
+		var ratios []float64
+		var cells []string
+		for i := range min(len(rates), len(direct)) {
+			ratios = append(ratios, rates[i]/direct[i])
+			cells = append(cells, fmt.Sprintf("%.2f", rates[i]/direct[i]))
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %.2f |\n", l.name, l.versus, strings.Join(cells, ", "), median(ratios))
+	}
+	return b.String()
+}
+
+// cacheRates is the rate of each run of one cache load, in round order.
+func (r *results) cacheRates(name string) []float64 {
+	var rates []float64
+	for _, c := range r.cache {
+		if c.name == name {
+			rates = append(rates, c.run.rps)
+		}
+	}
+	return rates
 }
 
 type loadKey struct {

@@ -238,7 +238,10 @@ func (p *pipe) flush() {
 }
 
 // receive reads what Redis sent and completes the calls whose replies are
-// whole. It reports false when the connection broke.
+// whole. A read that leaves room in the buffer took all there was, so it
+// parses then rather than read again for EAGAIN; the level-triggered watch
+// reports anything that arrives after. It reports false when the
+// connection broke.
 func (p *pipe) receive() bool {
 	for {
 		if len(p.in) == cap(p.in) {
@@ -259,6 +262,9 @@ func (p *pipe) receive() bool {
 			return false
 		}
 		p.in = p.in[:len(p.in)+n]
+		if len(p.in) < cap(p.in) {
+			return p.parse()
+		}
 	}
 }
 
