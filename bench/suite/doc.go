@@ -13,9 +13,12 @@
 // redis-server of their own and compare, at -cache-conns connections, rpcd's
 // ping, cache.set and cache.get (rpcbench) with redis-benchmark's SET and GET
 // at -P 1 and -P 16 against the same redis-server, with each side's CPU per
-// request from /proc. rpcd's cache.set and cache.get each run right before
-// the redis-benchmark load they are compared with, and the table adds their
-// rate ratio round by round, and its median.
+// request from /proc (for rpcd's rows, rpcbench -backend-pid counts Redis over
+// the measured window). A row of rpcbench -redis (PING) straight at the same
+// redis-server shows what Redis does for the rpcd rows' own load generator.
+// rpcd's cache.set and cache.get each run right before the redis-benchmark
+// load they are compared with, and the table adds their rate ratios round by
+// round, and their medians.
 //
 // Idle memory opens many connections to a freshly started server, has each send
 // one ping and read the answer, and divides the growth of the resident memory of

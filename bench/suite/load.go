@@ -19,10 +19,14 @@ type loadRun struct {
 	MaxUS      float64 `json:"latency_max_us"`
 	Requests   int64   `json:"requests"`
 	Mismatches int64   `json:"mismatches"`
-	Server     struct {
-		CPUPerRequest float64 `json:"cpu_us_per_req"`
-		Procs         int     `json:"procs"`
-	} `json:"server"`
+	Server     treeCPU `json:"server"`
+	Backend    treeCPU `json:"backend"`
+}
+
+// treeCPU is rpcbench's account of one process tree's CPU.
+type treeCPU struct {
+	CPUPerRequest float64 `json:"cpu_us_per_req"`
+	Procs         int     `json:"procs"`
 }
 
 // measureLoad starts every server, then runs rpcbench against each in turn,

@@ -25,6 +25,7 @@ type config struct {
 	params    []byte // compact JSON
 	byteOrder protocol.ByteOrder
 	pid       int // server pid to account CPU for; 0: none
+	backend   int // pid of a process behind the server to account CPU for; 0: none
 	json      bool
 	redis     bool // speak RESP and send PING instead of rpcd frames
 }
@@ -50,6 +51,7 @@ func parseArgs(args []string, output io.Writer) (config, error) {
 	fs.StringVar(&params, "params", `"hello"`, "params as JSON")
 	fs.StringVar(&byteOrder, "byteorder", "little", "frame length byte order: little or big")
 	fs.IntVar(&cfg.pid, "pid", 0, "server pid whose CPU time (and its children's) is reported")
+	fs.IntVar(&cfg.backend, "backend-pid", 0, "pid of a process behind the server, such as its Redis, whose CPU time (and its children's) over the same window is reported too")
 	fs.BoolVar(&cfg.json, "json", false, "print one JSON object instead of text")
 	fs.BoolVar(&cfg.redis, "redis", false, "send the Redis PING command (RESP) and expect +PONG; -in and -params are ignored")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
@@ -99,6 +101,8 @@ func (c *config) validate() error {
 		return errors.New("-in must name a method")
 	case c.pid < 0:
 		return fmt.Errorf("-pid must be positive, got %d", c.pid)
+	case c.backend < 0:
+		return fmt.Errorf("-backend-pid must be positive, got %d", c.backend)
 	}
 	return nil
 }

@@ -4,7 +4,7 @@
 // Usage:
 //
 //	rpcbench -addr 127.0.0.1:8080 -c CONNS -depth PIPELINE -d DURATION \
-//	    -in METHOD -params JSON [-byteorder little|big] [-pid PID] [-json] \
+//	    -in METHOD -params JSON [-byteorder little|big] [-pid PID] [-backend-pid PID] [-json] \
 //	    [-warmup DUR] [-n TOTAL] [-redis]
 //
 // Each of the CONNS connections keeps PIPELINE requests outstanding: it writes
@@ -26,6 +26,8 @@
 // With -pid, the CPU time of that process and its direct children (the workers of a
 // prefork server), including children that exited and were reaped, is sampled from
 // /proc at both ends of the measured window and divided by the requests answered.
+// -backend-pid does the same for a process behind the server, such as the
+// Redis an rpcd's cache methods use, over the same window.
 //
 // With -redis, rpcbench speaks the Redis protocol instead: each request is the
 // PING command, and each answer must be +PONG. This measures a Redis server (or

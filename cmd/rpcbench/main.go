@@ -53,9 +53,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 // bench runs the load described by cfg and gathers the report. Cancelling ctx
 // stops new requests; the answers still in flight are awaited.
 func bench(ctx context.Context, cfg config, progress io.Writer) (report, error) {
-	if cfg.pid > 0 {
-		if _, err := sampleTreeCPU(procRoot, cfg.pid); err != nil {
-			return report{}, fmt.Errorf("watch server cpu: %w", err)
+	for _, pid := range []int{cfg.pid, cfg.backend} {
+		if pid == 0 {
+			continue
+		}
+		if _, err := sampleTreeCPU(procRoot, pid); err != nil {
+			return report{}, fmt.Errorf("watch cpu of pid %d: %w", pid, err)
 		}
 	}
 	addrs, err := connAddrs(cfg.addr, cfg.conns)
@@ -65,7 +68,7 @@ func bench(ctx context.Context, cfg config, progress io.Writer) (report, error) 
 	r := newRunner(ctx, cfg, addrs, progress)
 	r.start()
 	r.wait(time.After(cfg.warmup))
-	before, err := r.sampleCPU()
+	before, backendBefore, err := r.sampleCPU()
 	if err != nil {
 		r.sched.interrupt()
 		r.wait(nil)
@@ -73,7 +76,7 @@ func bench(ctx context.Context, cfg config, progress io.Writer) (report, error) 
 	}
 	r.wait(nil)
 	elapsed := max(r.sched.now()-r.sched.measureFrom, 0)
-	after, err := r.sampleCPU()
+	after, backendAfter, err := r.sampleCPU()
 	if err != nil {
 		return report{}, err
 	}
@@ -81,7 +84,8 @@ func bench(ctx context.Context, cfg config, progress io.Writer) (report, error) 
 	for _, c := range r.clients {
 		total.merge(c.stats)
 	}
-	return buildReport(cfg, total, elapsed, cpuUsed(cfg.pid, before, after)), nil
+	return buildReport(cfg, total, elapsed, cpuUsed(cfg.pid, before, after),
+		cpuUsed(cfg.backend, backendBefore, backendAfter)), nil
 }
 
 // runner runs the clients and watches them until they finish.
@@ -147,14 +151,18 @@ func (r *runner) wait(until <-chan time.Time) {
 	}
 }
 
-// sampleCPU samples the server's CPU time, or nothing without -pid.
-func (r *runner) sampleCPU() (cpuSample, error) {
-	if r.cfg.pid == 0 {
-		return cpuSample{}, nil
+// sampleCPU samples the CPU time of the server and of its backend, each
+// nothing without its pid.
+func (r *runner) sampleCPU() (server, backend cpuSample, err error) {
+	if r.cfg.pid != 0 {
+		if server, err = sampleTreeCPU(procRoot, r.cfg.pid); err != nil {
+			return server, backend, fmt.Errorf("sample server cpu: %w", err)
+		}
 	}
-	s, err := sampleTreeCPU(procRoot, r.cfg.pid)
-	if err != nil {
-		return cpuSample{}, fmt.Errorf("sample server cpu: %w", err)
+	if r.cfg.backend != 0 {
+		if backend, err = sampleTreeCPU(procRoot, r.cfg.backend); err != nil {
+			return server, backend, fmt.Errorf("sample backend cpu: %w", err)
+		}
 	}
-	return s, nil
+	return server, backend, nil
 }

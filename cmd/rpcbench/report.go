@@ -35,9 +35,10 @@ type report struct {
 	Reconnects     int64            `json:"reconnects"`
 	Lost           int64            `json:"lost"`
 	Server         *serverCPU       `json:"server,omitempty"`
+	Backend        *serverCPU       `json:"backend,omitempty"` // -backend-pid's process tree
 }
 
-// serverCPU is the server's CPU time over the measured window.
+// serverCPU is a process tree's CPU time over the measured window.
 type serverCPU struct {
 	PID           int     `json:"pid"`
 	Procs         int     `json:"procs"` // the process and its direct children at the end
@@ -52,6 +53,18 @@ type cpuUsage struct {
 	used  time.Duration
 }
 
+// perRequest is u spread over requests; nil for no usage.
+func (u *cpuUsage) perRequest(requests int64) *serverCPU {
+	if u == nil {
+		return nil
+	}
+	s := &serverCPU{PID: u.pid, Procs: u.procs, CPUSeconds: u.used.Seconds()}
+	if requests > 0 {
+		s.CPUPerRequest = u.used.Seconds() * 1e6 / float64(requests)
+	}
+	return s
+}
+
 // cpuUsed returns the CPU used between before and after, or nil without a pid.
 func cpuUsed(pid int, before, after cpuSample) *cpuUsage {
 	if pid == 0 {
@@ -64,7 +77,7 @@ func cpuUsed(pid int, before, after cpuSample) *cpuUsage {
 	return &cpuUsage{pid: pid, procs: after.procs, used: ticksToDuration(ticks)}
 }
 
-func buildReport(cfg config, st *stats, elapsed time.Duration, cpu *cpuUsage) report {
+func buildReport(cfg config, st *stats, elapsed time.Duration, cpu, backend *cpuUsage) report {
 	us := func(ns int64) float64 { return float64(ns) / 1e3 }
 	r := report{
 		Addr:           cfg.addr,
@@ -92,12 +105,7 @@ func buildReport(cfg config, st *stats, elapsed time.Duration, cpu *cpuUsage) re
 	if elapsed > 0 {
 		r.RPS = float64(st.requests) / elapsed.Seconds()
 	}
-	if cpu != nil {
-		r.Server = &serverCPU{PID: cpu.pid, Procs: cpu.procs, CPUSeconds: cpu.used.Seconds()}
-		if st.requests > 0 {
-			r.Server.CPUPerRequest = cpu.used.Seconds() * 1e6 / float64(st.requests)
-		}
-	}
+	r.Server, r.Backend = cpu.perRequest(st.requests), backend.perRequest(st.requests)
 	return r
 }
 
@@ -133,6 +141,10 @@ func (r *report) text() string {
 		formatUS(r.LatencyMaxUS), formatUS(r.LatencyMeanUS))
 	if s := r.Server; s != nil {
 		fmt.Fprintf(&b, "server cpu   %.2f µs/req  (pid %d, %d processes, %.2fs cpu)\n",
+			s.CPUPerRequest, s.PID, s.Procs, s.CPUSeconds)
+	}
+	if s := r.Backend; s != nil {
+		fmt.Fprintf(&b, "backend cpu  %.2f µs/req  (pid %d, %d processes, %.2fs cpu)\n",
 			s.CPUPerRequest, s.PID, s.Procs, s.CPUSeconds)
 	}
 	fmt.Fprintf(&b, "answers      %d errors%s, %d mismatches\n",

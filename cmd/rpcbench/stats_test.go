@@ -104,13 +104,20 @@ func TestBuildReport(t *testing.T) {
 	st.recordConnError(syscall.ECONNREFUSED)
 	cfg := config{addr: "127.0.0.1:1", method: "ping", conns: 2, depth: 4}
 	cpu := cpuUsed(42, cpuSample{ticks: 10, procs: 3}, cpuSample{ticks: 12, procs: 3})
-	r := buildReport(cfg, st, 2*time.Second, cpu)
+	backend := cpuUsed(7, cpuSample{ticks: 100, procs: 1}, cpuSample{ticks: 101, procs: 1})
+	r := buildReport(cfg, st, 2*time.Second, cpu, backend)
 
 	if r.RPS != 2 {
 		t.Errorf("rps = %v, want 2", r.RPS)
 	}
 	if r.Server == nil || r.Server.CPUSeconds != 0.02 || r.Server.CPUPerRequest != 5000 || r.Server.Procs != 3 {
 		t.Errorf("server = %+v, want 0.02s cpu, 5000µs/req, 3 procs", r.Server)
+	}
+	if r.Backend == nil || r.Backend.PID != 7 || r.Backend.CPUPerRequest != 2500 {
+		t.Errorf("backend = %+v, want pid 7, 2500µs/req", r.Backend)
+	}
+	if r := buildReport(cfg, st, 2*time.Second, cpu, nil); r.Backend != nil {
+		t.Errorf("backend without -backend-pid = %+v, want none", r.Backend)
 	}
 	if r.ConnErrors != 1 || r.clean() {
 		t.Errorf("conn errors = %d, clean = %t; want 1 and not clean", r.ConnErrors, r.clean())
