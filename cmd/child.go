@@ -57,6 +57,7 @@ func serveWorker(s *settings, slot int, reg *rpc.Registry, logOut *logOutput, lo
 		c.access = access
 	}
 	cfg.ManageMemoryLimit = os.Getenv("GOMEMLIMIT") == ""
+	cfg.PoolSize = spareLoopP(cfg.PoolSize)
 	w, err := worker.New(cfg, reg, log)
 	if err != nil {
 		return err

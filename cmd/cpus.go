@@ -27,6 +27,22 @@ func defaultWorkers() int {
 	return n
 }
 
+// spareLoopP returns the pool size that pool (0: the default) comes to, and
+// makes the Go scheduler's processors (GOMAXPROCS) outnumber it. With no more
+// processors than pool goroutines, blocking calls that keep them all busy
+// leave the event loop, back from a system call, queued for a processor until
+// the runtime preempts one of them: 10 ms. The kernel then decides between
+// the loop's thread and the pool's, which run at a lower priority.
+func spareLoopP(pool int) int {
+	if pool == 0 {
+		pool = runtime.GOMAXPROCS(0)
+	}
+	if runtime.GOMAXPROCS(0) <= pool {
+		runtime.GOMAXPROCS(pool + 1)
+	}
+	return pool
+}
+
 // cgroupDir is a cgroup directory of this process that may hold a CPU limit.
 type cgroupDir struct {
 	dir   string // the process's cgroup, under mount

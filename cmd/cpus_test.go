@@ -3,6 +3,7 @@
 package cmd
 
 import (
+	"runtime"
 	"testing"
 	"testing/fstest"
 )
@@ -84,5 +85,22 @@ func TestCgroupCPUs(t *testing.T) {
 				t.Errorf("cgroupCPUs = %d, want %d", got, tt.want)
 			}
 		})
+	}
+}
+
+// A worker's event loop keeps a processor of its own beside its pool.
+func TestSpareLoopP(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	runtime.GOMAXPROCS(2)
+	if got := spareLoopP(0); got != 2 || runtime.GOMAXPROCS(0) != 3 {
+		t.Errorf("default pool: size %d, GOMAXPROCS %d; want 2 and 3", got, runtime.GOMAXPROCS(0))
+	}
+	runtime.GOMAXPROCS(2)
+	if got := spareLoopP(5); got != 5 || runtime.GOMAXPROCS(0) != 6 {
+		t.Errorf("-pool-size=5: size %d, GOMAXPROCS %d; want 5 and 6", got, runtime.GOMAXPROCS(0))
+	}
+	runtime.GOMAXPROCS(8)
+	if got := spareLoopP(1); got != 1 || runtime.GOMAXPROCS(0) != 8 {
+		t.Errorf("-pool-size=1 under GOMAXPROCS=8: size %d, GOMAXPROCS %d; want 1 and 8 kept", got, runtime.GOMAXPROCS(0))
 	}
 }

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"runtime"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -9,13 +10,29 @@ import (
 // poolNice is the nice value of the pool's threads, above the loop's: when
 // blocking work keeps every CPU busy, the kernel still runs the loop's
 // thread first, so inline answers and the writing of every answer wait less.
-const poolNice = 10
+// poolSlice is the time slice they ask for, in ns: Linux's EEVDF scheduler
+// lets a running thread use up its slice, milliseconds by default, before a
+// woken thread preempts it, unless the woken one asked for a shorter slice,
+// so the loop's thread waits at most this long. Kernels before 6.12 ignore it.
+const (
+	poolNice  = 10
+	poolSlice = 100_000
+)
 
 // lowerPriority binds the calling goroutine to its thread for good and lowers
-// that thread's priority to poolNice. Linux sets nice per thread. A failure
-// leaves the thread as it was: the pool still runs, only without the
-// priority.
+// that thread's priority to poolNice, with a slice of poolSlice. Linux sets
+// both per thread. Where sched_setattr is refused, the thread gets the nice
+// value alone; where that fails too, it stays as it was: the pool still
+// runs, only without the priority.
 func lowerPriority() {
 	runtime.LockOSThread()
-	_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), poolNice)
+	attr := unix.SchedAttr{
+		Size:    uint32(unsafe.Sizeof(unix.SchedAttr{})),
+		Policy:  unix.SCHED_NORMAL,
+		Nice:    poolNice,
+		Runtime: poolSlice,
+	}
+	if unix.SchedSetAttr(unix.Gettid(), &attr, 0) != nil {
+		_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), poolNice)
+	}
 }

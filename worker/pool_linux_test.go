@@ -1,0 +1,62 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rpcd/rpcd/rpc"
+)
+
+// A blocking call runs on a thread at poolNice, with a slice of poolSlice
+// where the kernel keeps custom slices.
+func TestPoolThreadsRunBelowTheLoop(t *testing.T) {
+	reg := rpc.NewRegistry()
+	reg.Register("where", rpc.Blocking, func(_ context.Context, _ []byte, rep *rpc.Reply) error {
+		rep.SetRaw(strconv.AppendInt(nil, int64(unix.Gettid()), 10))
+		return nil
+	})
+	s := startQuiet(t, Config{PoolSize: 1}, reg)
+	c := dial(t, s.addr)
+	c.write(request("where", ""))
+	_, result := c.answer()
+	tid, err := strconv.Atoi(result)
+	if err != nil {
+		t.Fatalf("answer %s: %v", result, err)
+	}
+	if got := threadNice(t, tid); got != poolNice {
+		t.Errorf("pool thread %d runs at nice %d, want %d", tid, got, poolNice)
+	}
+	attr, err := unix.SchedGetAttr(tid, 0)
+	if err != nil {
+		t.Fatalf("sched_getattr: %v", err)
+	}
+	switch attr.Runtime {
+	case poolSlice:
+	case 0:
+		t.Logf("this kernel (no custom slices) reports no slice for thread %d", tid)
+	default:
+		t.Errorf("pool thread %d asks for a slice of %d ns, want %d", tid, attr.Runtime, poolSlice)
+	}
+}
+
+// threadNice reads the nice value of thread tid of this process.
+func threadNice(t *testing.T, tid int) int {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/stat", tid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// nice is field 19 of the line, the 17th after the parenthesised name.
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	nice, err := strconv.Atoi(fields[16])
+	if err != nil {
+		t.Fatalf("stat of thread %d: %v", tid, err)
+	}
+	return nice
+}
