@@ -20,6 +20,10 @@
 // load they are compared with, and the table adds their rate ratios round by
 // round, and their medians.
 //
+// Blocking runs measure ping's p99 on 10 connections alone and then while
+// fib(100000) on -blocking-conns others keeps every worker's pool busy, round
+// by round, with each round's ratio and the medians.
+//
 // Idle memory opens many connections to a freshly started server, has each send
 // one ping and read the answer, and divides the growth of the resident memory of
 // all the server's processes (VmRSS from /proc) by the number of connections.

@@ -33,6 +33,9 @@ type options struct {
 	// cacheRedis the address of their redis-server, once started.
 	cacheConns int
 	cacheRedis string
+	// blockingConns is the connection count of the fib load of the
+	// blocking runs (0 skips them).
+	blockingConns int
 }
 
 func parseOptions(args []string) (options, error) {
@@ -51,6 +54,7 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.workers, "workers", runtime.NumCPU(), "rpcd worker processes")
 	fs.StringVar(&o.params, "params", `"ireader 0"`, "ping params (JSON)")
 	fs.IntVar(&o.cacheConns, "cache-conns", 50, "connections per cache run, one request in flight each (0 skips the cache runs)")
+	fs.IntVar(&o.blockingConns, "blocking-conns", 50, "connections of the fib load under which ping's tail is measured (0 skips the blocking runs)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -67,8 +71,8 @@ func parseOptions(args []string) (options, error) {
 		}
 		o.servers = append(o.servers, s)
 	}
-	if o.repeat < 1 || o.conns < 1 || o.idle < 0 || o.cacheConns < 0 {
-		return o, errors.New("-repeat and -conns must be at least 1, -idle and -cache-conns not negative")
+	if o.repeat < 1 || o.conns < 1 || o.idle < 0 || o.cacheConns < 0 || o.blockingConns < 0 {
+		return o, errors.New("-repeat and -conns must be at least 1, -idle, -cache-conns and -blocking-conns not negative")
 	}
 	return o, nil
 }
@@ -112,6 +116,11 @@ func run(ctx context.Context, o options) error {
 	}
 	if o.cacheConns > 0 {
 		if err := measureCache(ctx, o, bins, work, res); err != nil {
+			return err
+		}
+	}
+	if o.blockingConns > 0 {
+		if err := measureBlocking(ctx, o, bins, work, res); err != nil {
 			return err
 		}
 	}

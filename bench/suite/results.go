@@ -13,11 +13,12 @@ import (
 
 // results gathers every measurement of a suite run.
 type results struct {
-	opts    options
-	started time.Time
-	load    map[loadKey][]loadRun
-	idle    []idleResult
-	cache   []namedCacheRun
+	opts     options
+	started  time.Time
+	load     map[loadKey][]loadRun
+	idle     []idleResult
+	cache    []namedCacheRun
+	blocking []blockingRun
 }
 
 type namedCacheRun struct {
@@ -186,6 +187,9 @@ func (r *results) table() string {
 	}
 	if len(r.cache) > 0 {
 		b.WriteString(r.cacheTable())
+	}
+	if len(r.blocking) > 0 {
+		b.WriteString(r.blockingTable())
 	}
 	if len(r.idle) > 0 {
 		fmt.Fprintf(&b, "\nResident memory per idle connection (%d connections, each after one ping; RSS of all the server's processes):\n\n",

@@ -80,6 +80,9 @@ func build(o options, work string) (binaries, error) {
 	if o.cacheConns > 0 {
 		names = append(slices.Clone(names), "rpcd-cache", "rpcd-1w-cache", "redis")
 	}
+	if o.blockingConns > 0 {
+		names = append(slices.Clone(names), "rpcd")
+	}
 	for _, name := range names {
 		if bins[name] != "" {
 			continue
