@@ -62,7 +62,7 @@ func serveWorker(s *settings, slot int, reg *rpc.Registry, logOut *logOutput, lo
 	if err != nil {
 		return err
 	}
-	stop, err := startExtensions(s.ext, WorkerInfo{Slot: slot, PoolSize: s.poolSize, Log: log})
+	stop, err := startExtensions(s.ext, WorkerInfo{Slot: slot, PoolSize: cfg.PoolSize, Log: log})
 	if err != nil {
 		return err
 	}

@@ -28,17 +28,21 @@ func defaultWorkers() int {
 }
 
 // spareLoopP returns the pool size that pool (0: the default) comes to, and
-// makes the Go scheduler's processors (GOMAXPROCS) outnumber it. With no more
-// processors than pool goroutines, blocking calls that keep them all busy
-// leave the event loop, back from a system call, queued for a processor until
-// the runtime preempts one of them: 10 ms. The kernel then decides between
-// the loop's thread and the pool's, which run at a lower priority.
+// gives the event loop a Go processor the pool cannot hold: when the pool has
+// at least as many goroutines as there are processors (GOMAXPROCS), it adds
+// one. Otherwise blocking calls that keep every processor busy leave the
+// loop, back from a system call, queued for one until the runtime preempts a
+// pool goroutine: 10 ms. The kernel then decides between the loop's thread
+// and the pool's, which run at a lower priority. GOMAXPROCS set by hand gets
+// the one processor too; a worker no longer follows later changes of its
+// cgroup's CPU limit, which the master's worker count does not either.
 func spareLoopP(pool int) int {
+	procs := runtime.GOMAXPROCS(0)
 	if pool == 0 {
-		pool = runtime.GOMAXPROCS(0)
+		pool = procs
 	}
-	if runtime.GOMAXPROCS(0) <= pool {
-		runtime.GOMAXPROCS(pool + 1)
+	if pool >= procs {
+		runtime.GOMAXPROCS(procs + 1)
 	}
 	return pool
 }

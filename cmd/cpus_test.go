@@ -96,8 +96,8 @@ func TestSpareLoopP(t *testing.T) {
 		t.Errorf("default pool: size %d, GOMAXPROCS %d; want 2 and 3", got, runtime.GOMAXPROCS(0))
 	}
 	runtime.GOMAXPROCS(2)
-	if got := spareLoopP(5); got != 5 || runtime.GOMAXPROCS(0) != 6 {
-		t.Errorf("-pool-size=5: size %d, GOMAXPROCS %d; want 5 and 6", got, runtime.GOMAXPROCS(0))
+	if got := spareLoopP(64); got != 64 || runtime.GOMAXPROCS(0) != 3 {
+		t.Errorf("-pool-size=64: size %d, GOMAXPROCS %d; want 64 and 3", got, runtime.GOMAXPROCS(0))
 	}
 	runtime.GOMAXPROCS(8)
 	if got := spareLoopP(1); got != 1 || runtime.GOMAXPROCS(0) != 8 {

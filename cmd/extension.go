@@ -42,8 +42,8 @@ type ExtensionSettings interface {
 // in.
 type WorkerInfo struct {
 	Slot int
-	// PoolSize is -pool-size: goroutines running blocking methods, 0 for
-	// the CPUs this process may use.
+	// PoolSize is the number of goroutines running blocking methods:
+	// -pool-size, or the CPUs this process may use when that is 0.
 	PoolSize int
 	Log      *zap.Logger
 }

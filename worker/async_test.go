@@ -169,6 +169,32 @@ func TestAsyncTimeout(t *testing.T) {
 	expectAnswers(t, c, `later 3`)
 }
 
+// A timeout's answer owns its buffer: the answer of a call completed on the
+// loop, which may reuse that buffer once it is written, leaves the next
+// timeout's answer as it was.
+func TestAsyncTimeoutAnswerOwnsItsBuffer(t *testing.T) {
+	c, _, _ := asyncWorker(t, Config{HandlerTimeout: 50 * time.Millisecond})
+	timeoutAnswer := func() string {
+		t.Helper()
+		c.write(request("later", `1`))
+		body, err := c.frame(protocol.LittleEndian)
+		if err != nil {
+			t.Fatalf("read the timeout answer: %v", err)
+		}
+		return string(body)
+	}
+	first := timeoutAnswer()
+	c.write(request("later", `"now"`))
+	expectAnswers(t, c, `later "now"`)
+	var resp protocol.Response
+	if err := protocol.ParseResponse([]byte(first), &resp); err != nil || describe(string(resp.Out), string(resp.Result)) != `error timeout` {
+		t.Fatalf("first answer %q: %v", first, err)
+	}
+	if second := timeoutAnswer(); second != first {
+		t.Fatalf("timeout answers %q, then %q", first, second)
+	}
+}
+
 // A panicking handler fails the calls it had not completed; the connection
 // carries on.
 func TestAsyncPanic(t *testing.T) {

@@ -177,6 +177,8 @@ func (w *Worker) releaseMemory() {
 		return
 	}
 	w.spare.trim(0)
+	clear(w.freeFrames)
+	w.freeFrames = w.freeFrames[:0]
 	w.peak = w.buffered
 	w.lastRelease = w.now
 	debug.FreeOSMemory()

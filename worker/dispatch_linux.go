@@ -255,10 +255,11 @@ func (w *Worker) releaseReady(c *conn) {
 	}
 }
 
-// recycleFrame keeps a small answer buffer, no longer referenced, for the
-// next answer an Async call completes on the loop.
+// recycleFrame keeps an answer buffer that is no longer referenced, if of a
+// size frameBuf hands out, for the next answer an Async call completes or a
+// timeout fills on the loop.
 func (w *Worker) recycleFrame(b []byte) {
-	if cap(b) <= maxKeptFrame && len(w.freeFrames) < maxFreeFrames {
+	if cap(b) >= answerOverhead && cap(b) <= maxKeptFrame && len(w.freeFrames) < maxFreeFrames {
 		w.freeFrames = append(w.freeFrames, b[:0])
 	}
 }

@@ -17,9 +17,11 @@
 // A worker serves an rpc.Registry, under the contract package rpc states:
 // Inline handlers run on the loop goroutine, Blocking ones on the offload pool
 // (Config.PoolSize goroutines behind a queue of Config.QueueSize, overloaded
-// when it is full; each on a thread of its own at nice 10, so that blocking
-// work saturating the CPUs delays the loop less) under a deadline Config.HandlerTimeout after their request
-// was read. The loop answers timeout at that deadline, in the call's
+// when it is full; each on a thread of its own at nice 10 with a 100 µs time
+// slice, so that blocking work saturating the CPUs delays the loop less)
+// under a deadline Config.HandlerTimeout after their request was read. The
+// loop also needs a Go processor the pool cannot hold: GOMAXPROCS above
+// Config.PoolSize, which the process sets (see rpcd's cmd). The loop answers timeout at that deadline, in the call's
 // place in the order. The calls of a Batch method read in one loop turn start
 // as one batch on a goroutine of their own at the end of the turn, one batch
 // per method at a time, under the same deadlines and the same queue bound

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"runtime"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,19 +19,21 @@ const (
 )
 
 // lowerPriority binds the calling goroutine to its thread for good and lowers
-// that thread's priority to poolNice, with a slice of poolSlice. Linux sets
-// both per thread. Where sched_setattr is refused, the thread gets the nice
-// value alone; where that fails too, it stays as it was: the pool still
-// runs, only without the priority.
+// that thread's priority to poolNice, with a slice of poolSlice when the
+// thread runs under SCHED_NORMAL or SCHED_BATCH; under another policy the
+// process was given (chrt, systemd's CPUSchedulingPolicy), the policy stays
+// and only nice is set. Linux sets both per thread. Where sched_setattr is
+// refused, the thread gets the nice value alone; where that fails too, it
+// stays as it was: the pool still runs, only without the priority.
 func lowerPriority() {
 	runtime.LockOSThread()
-	attr := unix.SchedAttr{
-		Size:    uint32(unsafe.Sizeof(unix.SchedAttr{})),
-		Policy:  unix.SCHED_NORMAL,
-		Nice:    poolNice,
-		Runtime: poolSlice,
+	tid := unix.Gettid()
+	if attr, err := unix.SchedGetAttr(tid, 0); err == nil &&
+		(attr.Policy == unix.SCHED_NORMAL || attr.Policy == unix.SCHED_BATCH) {
+		attr.Nice, attr.Runtime = poolNice, poolSlice
+		if unix.SchedSetAttr(tid, attr, 0) == nil {
+			return
+		}
 	}
-	if unix.SchedSetAttr(unix.Gettid(), &attr, 0) != nil {
-		_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), poolNice)
-	}
+	_ = unix.Setpriority(unix.PRIO_PROCESS, tid, poolNice)
 }

@@ -33,6 +33,9 @@ func TestPoolThreadsRunBelowTheLoop(t *testing.T) {
 		t.Errorf("pool thread %d runs at nice %d, want %d", tid, got, poolNice)
 	}
 	attr, err := unix.SchedGetAttr(tid, 0)
+	if err == unix.ENOSYS || err == unix.EPERM {
+		t.Skipf("sched_getattr refused here (%v): the slice is not checked", err)
+	}
 	if err != nil {
 		t.Fatalf("sched_getattr: %v", err)
 	}

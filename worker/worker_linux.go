@@ -28,7 +28,7 @@ const (
 	drainTick      = lingerTimeout / 4     // sweep period while draining
 	drainGrace     = time.Second           // a drain waits this long for a new conn's first request
 	maxFreeQueues  = 64                    // answer queues kept for reuse
-	maxFreeFrames  = 1024                  // answer buffers kept for reuse
+	maxFreeFrames  = 256                   // answer buffers kept for reuse
 	maxKeptFrame   = 512                   // largest answer buffer kept
 
 	// yieldEvery is how often the loop yields to the Go scheduler. The

@@ -8,6 +8,7 @@ import (
 	"log"
 	"os/exec"
 	"strconv"
+	"time"
 )
 
 // Blocking runs measure a ping's tail while fib(blockingFib) keeps every
@@ -40,10 +41,10 @@ func measureBlocking(ctx context.Context, o options, bins binaries, work string,
 		if err != nil {
 			return err
 		}
-		// The fib load outlasts the ping run under it: the ping's warmup
-		// starts after fib's, and fib runs a warmup longer.
+		// The fib load starts first and outlasts the ping run under it by a
+		// warmup and a second; its rate covers its whole run.
 		fib := exec.CommandContext(ctx, bins["rpcbench"], "-addr", s.addr, "-c", strconv.Itoa(o.blockingConns),
-			"-d", (o.duration + 2*o.warmup).String(), "-json", "-in", "fib", "-params", blockingFib)
+			"-d", (o.duration + 2*o.warmup + time.Second).String(), "-json", "-in", "fib", "-params", blockingFib)
 		var fibOut, fibErr bytes.Buffer
 		fib.Stdout, fib.Stderr = &fibOut, &fibErr
 		if err := fib.Start(); err != nil {

@@ -16,9 +16,9 @@
 // request from /proc (for rpcd's rows, rpcbench -backend-pid counts Redis over
 // the measured window). A row of rpcbench -redis (PING) straight at the same
 // redis-server shows what Redis does for the rpcd rows' own load generator.
-// rpcd's cache.set and cache.get each run right before the redis-benchmark
-// load they are compared with, and the table adds their rate ratios round by
-// round, and their medians.
+// rpcd's cache.set and cache.get run right before the redis-benchmark load
+// they are compared with, and the table adds rpcd's rate ratios to the direct
+// loads of the same round, and their medians.
 //
 // Blocking runs measure ping's p99 on 10 connections alone and then while
 // fib(100000) on -blocking-conns others keeps every worker's pool busy, round

@@ -81,7 +81,7 @@ func (r *results) cacheTable() string {
 // over the counterpart's in each round, and their median.
 func (r *results) cacheRatios() string {
 	var b strings.Builder
-	b.WriteString("\nrpcd's rate over the direct loads' in the same round (redis-benchmark's ran right after rpcd's):\n\n")
+	b.WriteString("\nrpcd's rate over a direct load's in the same round (each load runs once a round, in the table's order):\n\n")
 	b.WriteString("| rpcd load | ÷ direct load | round by round | median |\n|---|---|---|--:|\n")
 	for _, l := range cacheLoads {
 		for _, versus := range l.versus {
