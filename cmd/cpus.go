@@ -28,14 +28,16 @@ func defaultWorkers() int {
 }
 
 // spareLoopP returns the pool size that pool (0: the default) comes to, and
-// gives the event loop a Go processor the pool cannot hold: when the pool has
-// at least as many goroutines as there are processors (GOMAXPROCS), it adds
-// one. Otherwise blocking calls that keep every processor busy leave the
-// loop, back from a system call, queued for one until the runtime preempts a
-// pool goroutine: 10 ms. The kernel then decides between the loop's thread
-// and the pool's, which run at a lower priority. GOMAXPROCS set by hand gets
-// the one processor too; a worker no longer follows later changes of its
-// cgroup's CPU limit, which the master's worker count does not either.
+// when the pool has at least as many goroutines as there are Go processors
+// (GOMAXPROCS) adds one processor for the event loop. Without it, blocking
+// calls that keep every processor busy leave the loop, back from a system
+// call, queued for one until the runtime preempts a pool goroutine: 10 ms.
+// With it, the kernel decides between the loop's thread and the pool's, which
+// run at a lower priority. A pool larger than the CPUs can still hold every
+// processor with CPU-bound calls; one processor per pool goroutine would
+// cost the collector more than it saves. GOMAXPROCS set by hand gets the one
+// processor too, and a worker that adds it no longer follows later changes
+// of its cgroup's CPU limit, which the master's worker count does not either.
 func spareLoopP(pool int) int {
 	procs := runtime.GOMAXPROCS(0)
 	if pool == 0 {

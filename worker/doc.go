@@ -20,9 +20,10 @@
 // when it is full; each on a thread of its own at nice 10 with a 100 µs time
 // slice, so that blocking work saturating the CPUs delays the loop less)
 // under a deadline Config.HandlerTimeout after their request was read. The
-// loop also needs a Go processor the pool cannot hold: GOMAXPROCS above
-// Config.PoolSize, which the process sets (see rpcd's cmd). The loop answers timeout at that deadline, in the call's
-// place in the order. The calls of a Batch method read in one loop turn start
+// loop waits for a Go processor when pool goroutines hold every one, so a
+// process running a worker should have more processors (GOMAXPROCS) than
+// busy pool goroutines; rpcd's cmd adds one. The loop answers timeout at that
+// deadline, in the call's place in the order. The calls of a Batch method read in one loop turn start
 // as one batch on a goroutine of their own at the end of the turn, one batch
 // per method at a time, under the same deadlines and the same queue bound
 // (Config.QueueSize calls waiting per method); their answers come back through

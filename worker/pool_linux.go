@@ -11,8 +11,8 @@ import (
 // thread first, so inline answers and the writing of every answer wait less.
 // poolSlice is the time slice they ask for, in ns: Linux's EEVDF scheduler
 // lets a running thread use up its slice, milliseconds by default, before a
-// woken thread preempts it, unless the woken one asked for a shorter slice,
-// so the loop's thread waits at most this long. Kernels before 6.12 ignore it.
+// woken thread preempts it, so the loop's thread, woken while a pool thread
+// runs, waits about this long at most. Kernels before 6.12 ignore it.
 const (
 	poolNice  = 10
 	poolSlice = 100_000

@@ -16,9 +16,10 @@
 // request from /proc (for rpcd's rows, rpcbench -backend-pid counts Redis over
 // the measured window). A row of rpcbench -redis (PING) straight at the same
 // redis-server shows what Redis does for the rpcd rows' own load generator.
-// rpcd's cache.set and cache.get run right before the redis-benchmark load
-// they are compared with, and the table adds rpcd's rate ratios to the direct
-// loads of the same round, and their medians.
+// Each load runs once a round, in the table's order (rpcd's cache.set and
+// cache.get right before redis-benchmark's SET and GET at -P 1), and the table
+// adds rpcd's rate ratios to the direct loads of the same round, and their
+// medians.
 //
 // Blocking runs measure ping's p99 on 10 connections alone and then while
 // fib(100000) on -blocking-conns others keeps every worker's pool busy, round
