@@ -345,7 +345,13 @@ func (w *Worker) handleWake() {
 func (w *Worker) startDrain() {
 	w.draining = true
 	w.tick = min(w.tick, drainTick)
-	if w.retire.Load() {
+	if w.listening {
+		w.stopListening()
+	}
+	if w.retire.Load() && w.lfd >= 0 {
+		// The queue is taken right before the close, with no other system
+		// call between them: a connection whose handshake completes in
+		// between is reset (see package master).
 		w.acceptQueued()
 	}
 	w.closeListener()
