@@ -465,7 +465,10 @@ func TestReadyzThroughReloadAndStop(t *testing.T) {
 	waitfor.Until(t, 10*time.Second, "/readyz 200 after the reload", func() bool { return status(t, base+"/readyz") == http.StatusOK })
 
 	// Hold the stop: a worker's drain waits for the rest of a frame begun.
+	// The ping first makes sure a worker has accepted the connection: one
+	// still queued on a listener when the stop closes it is reset.
 	c := dial(t, s.addr)
+	mustPing(t, c, `"accepted"`)
 	frame := protocol.AppendRequest(nil, c.order, "ping", []byte(`"held"`))
 	if _, err := c.Write(frame[:len(frame)-2]); err != nil {
 		t.Fatal(err)
